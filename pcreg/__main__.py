@@ -1,0 +1,3 @@
+from pcreg.cli import main
+
+raise SystemExit(main())

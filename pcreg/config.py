@@ -1,0 +1,93 @@
+"""Loading and validating the workflow config against its JSON schemas.
+
+The top-level structure is ``workflow/schemas/config.schema.yaml``. Each
+dataset type and each method carries the schema of its own ``params``
+(``PARAMS_SCHEMA``), so a new method brings its parameters' validation with it.
+Validation fills the schemas' defaults, and a bad value fails with one line
+naming the key, e.g. ``config error at datasets.synthetic-fundus.params.image_size: ...``.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from pcreg.errors import UserError
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def _with_defaults(validator_class: type) -> type:
+    """A validator class that also writes schema defaults into the instance."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):  # noqa: ANN001
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if isinstance(sub, dict) and "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def _path(error: jsonschema.ValidationError, prefix: str) -> str:
+    parts = [prefix] if prefix else []
+    parts += [str(p) for p in error.absolute_path]
+    return ".".join(parts) or "(top level)"
+
+
+def validate(instance: dict[str, Any], schema: dict[str, Any], where: str = "") -> dict[str, Any]:
+    """Validate ``instance`` in place (filling defaults); raise :class:`UserError` naming the key."""
+    errors = sorted(_Validator(schema).iter_errors(instance), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        raise UserError(f"config error at {_path(err, where)}: {err.message}")
+    return instance
+
+
+def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
+    with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+def validate_params(cls: Any, params: dict[str, Any], where: str) -> dict[str, Any]:
+    """Validate a method's or dataset type's ``params`` against its ``PARAMS_SCHEMA``."""
+    return validate(copy.deepcopy(params), cls.PARAMS_SCHEMA, where)
+
+
+def validate_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Validate the whole workflow config, fill every default, and return it."""
+    from baselines import get_method_class
+    from pcreg.datasets import get_dataset_type
+
+    config = validate(copy.deepcopy(dict(config)), load_schema())
+    for name, spec in config["datasets"].items():
+        dtype = get_dataset_type(spec["type"])
+        spec["params"] = validate_params(dtype, spec.get("params", {}), f"datasets.{name}.params")
+    for run_id, spec in config["methods"].items():
+        spec.setdefault("method", run_id)
+        cls = get_method_class(spec["method"])
+        spec.setdefault("label", cls.label or run_id)
+        spec["params"] = validate_params(cls, spec.get("params", {}), f"methods.{run_id}.params")
+        for ds in spec.get("datasets", []):
+            if ds not in config["datasets"]:
+                raise UserError(f"config error at methods.{run_id}.datasets: unknown dataset {ds!r}")
+    return config
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file and validate it."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    with open(path) as fh:
+        raw = yaml.safe_load(fh) or {}
+    return validate_config(raw)

@@ -1,0 +1,234 @@
+"""The on-disk format shared by every prepared dataset (synthetic and real).
+
+A prepared dataset is a directory::
+
+    <root>/dataset.json           metadata: name, type, image_shape, split sizes, flags, spec
+    <root>/manifest.csv           one row per pair: pair_id, split, index, category, sequence, frame
+    <root>/<split>/moving.npy     (N, H, W) float32 in [0, 1], read memory-mapped
+    <root>/<split>/fixed.npy      (N, H, W) float32 in [0, 1], read memory-mapped
+    <root>/<split>/field.npy      (N, 2, H, W) float32 ground-truth pull-back field (optional)
+    <root>/landmarks.csv          pair_id, point, fixed_x, fixed_y, moving_x, moving_y (optional)
+
+``index`` is the row of the pair in its split's arrays; manifest order within a
+split is index order. Arrays are written through ``np.lib.format.open_memmap``
+so datasets larger than memory stream to disk, and the whole directory is
+written under a temporary name and renamed at the end, so an interrupted
+preparation never leaves a directory that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pcreg.errors import UserError
+
+FORMAT_VERSION = 1
+SPLITS = ("train", "val", "test")
+MANIFEST_COLUMNS = ["pair_id", "split", "index", "category", "sequence", "frame"]
+LANDMARK_COLUMNS = ["pair_id", "point", "fixed_x", "fixed_y", "moving_x", "moving_y"]
+
+
+@dataclass
+class PairSplit:
+    """One split of a prepared dataset; arrays are memory-mapped, rows follow ``manifest``."""
+
+    name: str
+    manifest: pd.DataFrame
+    moving: np.ndarray
+    fixed: np.ndarray
+    field: np.ndarray | None
+    landmarks: dict[str, tuple[np.ndarray, np.ndarray]]
+
+    def __len__(self) -> int:
+        return len(self.manifest)
+
+    @property
+    def pair_ids(self) -> list[str]:
+        return self.manifest["pair_id"].tolist()
+
+    def pair(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(moving, fixed)`` of pair ``i`` as float32 arrays in memory."""
+        return np.asarray(self.moving[i], dtype=np.float32), np.asarray(self.fixed[i], dtype=np.float32)
+
+    def landmarks_of(self, pair_id: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(fixed_xy, moving_xy)`` arrays of shape ``(K, 2)``, or ``None`` if the pair has none."""
+        return self.landmarks.get(pair_id)
+
+
+class PreparedDataset:
+    """Read access to a prepared dataset directory."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        meta_path = self.root / "dataset.json"
+        if not meta_path.is_file():
+            raise UserError(f"no prepared dataset at {self.root} (missing {meta_path.name}); run the prepare step first")
+        self.meta = json.loads(meta_path.read_text())
+        if self.meta.get("format_version") != FORMAT_VERSION:
+            raise UserError(f"{meta_path}: unsupported format_version {self.meta.get('format_version')!r}")
+        self.manifest = pd.read_csv(self.root / "manifest.csv", dtype={"pair_id": str, "category": str})
+        self.manifest["category"] = self.manifest["category"].fillna("")
+        lm_path = self.root / "landmarks.csv"
+        self._landmarks = pd.read_csv(lm_path, dtype={"pair_id": str}) if lm_path.is_file() else None
+
+    @property
+    def name(self) -> str:
+        return self.meta["name"]
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        return tuple(self.meta["image_shape"])
+
+    @property
+    def original_scale(self) -> float:
+        """Original-resolution pixels per pixel of this dataset (1.0 when not resampled)."""
+        return float(self.meta.get("original_scale", 1.0))
+
+    def split(self, name: str) -> PairSplit:
+        if name not in SPLITS:
+            raise UserError(f"unknown split {name!r}; expected one of {', '.join(SPLITS)}")
+        rows = self.manifest[self.manifest["split"] == name].sort_values("index").reset_index(drop=True)
+        folder = self.root / name
+        moving = np.load(folder / "moving.npy", mmap_mode="r")
+        fixed = np.load(folder / "fixed.npy", mmap_mode="r")
+        field_path = folder / "field.npy"
+        field = np.load(field_path, mmap_mode="r") if field_path.is_file() else None
+        if len(moving) != len(rows) or len(fixed) != len(rows):
+            raise UserError(f"{folder}: arrays hold {len(moving)} pairs but the manifest lists {len(rows)}")
+        landmarks: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        if self._landmarks is not None:
+            ids = set(rows["pair_id"])
+            for pid, grp in self._landmarks[self._landmarks["pair_id"].isin(ids)].groupby("pair_id", sort=False):
+                grp = grp.sort_values("point")
+                landmarks[pid] = (
+                    grp[["fixed_x", "fixed_y"]].to_numpy(np.float64),
+                    grp[["moving_x", "moving_y"]].to_numpy(np.float64),
+                )
+        return PairSplit(name, rows, moving, fixed, field, landmarks)
+
+
+class DatasetWriter:
+    """Streams pairs into the on-disk format; ``close()`` makes the dataset visible atomically.
+
+    Use as a context manager: on an exception the temporary directory is removed
+    and nothing is left at ``root``.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        name: str,
+        dataset_type: str,
+        image_shape: tuple[int, int],
+        split_sizes: dict[str, int],
+        has_field: bool,
+        spec: dict | None = None,
+        original_scale: float = 1.0,
+    ):
+        self.root = Path(root)
+        self.tmp = self.root.with_name(self.root.name + ".partial")
+        if self.tmp.exists():
+            shutil.rmtree(self.tmp)
+        self.tmp.mkdir(parents=True)
+        self.image_shape = tuple(int(s) for s in image_shape)
+        self.split_sizes = {s: int(split_sizes.get(s, 0)) for s in SPLITS}
+        self.meta = {
+            "format_version": FORMAT_VERSION,
+            "name": name,
+            "type": dataset_type,
+            "image_shape": list(self.image_shape),
+            "splits": self.split_sizes,
+            "has_gt_field": bool(has_field),
+            "has_landmarks": False,
+            "original_scale": float(original_scale),
+            "spec": spec or {},
+        }
+        self._arrays: dict[str, dict[str, np.ndarray]] = {}
+        self._count = dict.fromkeys(SPLITS, 0)
+        self._rows: list[dict] = []
+        self._landmarks: list[dict] = []
+        h, w = self.image_shape
+        for split, n in self.split_sizes.items():
+            folder = self.tmp / split
+            folder.mkdir()
+            arrays = {
+                "moving": np.lib.format.open_memmap(folder / "moving.npy", "w+", np.float32, (n, h, w)),
+                "fixed": np.lib.format.open_memmap(folder / "fixed.npy", "w+", np.float32, (n, h, w)),
+            }
+            if has_field:
+                arrays["field"] = np.lib.format.open_memmap(folder / "field.npy", "w+", np.float32, (n, 2, h, w))
+            self._arrays[split] = arrays
+
+    def add(
+        self,
+        split: str,
+        pair_id: str,
+        moving: np.ndarray,
+        fixed: np.ndarray,
+        *,
+        field: np.ndarray | None = None,
+        category: str = "",
+        sequence: str = "",
+        frame: int | None = None,
+        fixed_xy: np.ndarray | None = None,
+        moving_xy: np.ndarray | None = None,
+    ) -> None:
+        """Append one pair to ``split`` (images float in [0, 1], shape ``image_shape``)."""
+        i = self._count[split]
+        if i >= self.split_sizes[split]:
+            raise ValueError(f"split {split!r} is full ({self.split_sizes[split]} pairs)")
+        for label, img in (("moving", moving), ("fixed", fixed)):
+            if img.shape != self.image_shape:
+                raise ValueError(f"{pair_id}: {label} image has shape {img.shape}, expected {self.image_shape}")
+            self._arrays[split][label][i] = np.clip(img, 0.0, 1.0)
+        if "field" in self._arrays[split]:
+            if field is None:
+                raise ValueError(f"{pair_id}: this dataset stores ground-truth fields; none given")
+            self._arrays[split]["field"][i] = field
+        self._rows.append(
+            {"pair_id": pair_id, "split": split, "index": i, "category": category, "sequence": sequence,
+             "frame": "" if frame is None else int(frame)}
+        )
+        if fixed_xy is not None and moving_xy is not None:
+            for k, (f, m) in enumerate(zip(np.asarray(fixed_xy), np.asarray(moving_xy))):
+                self._landmarks.append(
+                    {"pair_id": pair_id, "point": k, "fixed_x": f[0], "fixed_y": f[1], "moving_x": m[0], "moving_y": m[1]}
+                )
+        self._count[split] = i + 1
+
+    def close(self) -> Path:
+        """Flush, check every split is complete, and move the dataset into place."""
+        for split, n in self.split_sizes.items():
+            if self._count[split] != n:
+                raise ValueError(f"split {split!r} has {self._count[split]} of {n} pairs")
+            for arr in self._arrays[split].values():
+                arr.flush()
+        self._arrays.clear()
+        pd.DataFrame(self._rows, columns=MANIFEST_COLUMNS).to_csv(self.tmp / "manifest.csv", index=False)
+        if self._landmarks:
+            self.meta["has_landmarks"] = True
+            pd.DataFrame(self._landmarks, columns=LANDMARK_COLUMNS).to_csv(
+                self.tmp / "landmarks.csv", index=False, float_format="%.4f"
+            )
+        (self.tmp / "dataset.json").write_text(json.dumps(self.meta, indent=2, sort_keys=True) + "\n")
+        if self.root.exists():
+            shutil.rmtree(self.root)
+        self.tmp.rename(self.root)
+        return self.root
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._arrays.clear()
+            shutil.rmtree(self.tmp, ignore_errors=True)
