@@ -1,0 +1,68 @@
+"""``results/manifest.json``: what produced the results (versions, platform, config, seed, commit)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+#: Distributions whose versions are recorded.
+KEY_PACKAGES = [
+    "torch", "numpy", "scipy", "SimpleITK", "antspyx", "opencv-python-headless", "scikit-image", "pandas",
+    "matplotlib", "snakemake", "voxelmorph", "neurite", "pcreg-bench",
+]
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in KEY_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_commit(repo: Path) -> dict[str, Any]:
+    """Commit hash and whether the working tree had uncommitted changes (``None`` outside git)."""
+    def git(*args: str) -> str | None:
+        try:
+            return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
+def build_manifest(config: dict[str, Any], repo: Path) -> dict[str, Any]:
+    """Everything needed to say what produced a results directory."""
+    cuda = None
+    try:
+        import torch
+
+        cuda = {"available": torch.cuda.is_available(), "version": torch.version.cuda,
+                "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]}
+    except ImportError:
+        pass
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "packages": package_versions(),
+        "cuda": cuda,
+        "git": git_commit(repo),
+        "seed": config.get("seed"),
+        "config": config,
+    }
+
+
+def write_manifest(config: dict[str, Any], out: Path, repo: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(build_manifest(config, repo), indent=2, sort_keys=True) + "\n")
+    return out

@@ -1,0 +1,21 @@
+# Prepare (generate or download) each dataset into the shared on-disk format (pcreg/datasets/format.py).
+
+
+rule prepare:
+    output:
+        DATA + "/{dataset}/dataset.json",
+    params:
+        spec=lambda w: json.dumps(config["datasets"][w.dataset]),
+        out=lambda w: f"{DATA}/{w.dataset}",
+        seed=config["seed"],
+    log:
+        RESULTS + "/logs/prepare/{dataset}.log",
+    benchmark:
+        RESULTS + "/benchmarks/rules/prepare/{dataset}.tsv"
+    threads: THREADS["prepare"]
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    shell:
+        "{PY} -m pcreg prepare --name {wildcards.dataset} --spec {params.spec:q} --out {params.out}"
+        " --seed {params.seed} --threads {threads} > {log} 2>&1"
