@@ -15,7 +15,9 @@ from typing import Any
 from baselines.base import Method, PairResult, Registration, run_method
 from pcreg.errors import UserError
 
-__all__ = ["Method", "PairResult", "Registration", "run_method", "available_methods", "get_method_class", "build_method"]
+__all__ = [
+    "Method", "PairResult", "Registration", "run_method", "available_methods", "get_method_class", "build_method",
+]
 
 _NOT_METHODS = {"base"}
 

@@ -40,8 +40,8 @@ def cmd_validate_config(args: argparse.Namespace) -> None:
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
-    from pcreg.datasets import get_dataset_type
     from pcreg.config import validate_params
+    from pcreg.datasets import get_dataset_type
 
     spec = _json(args.spec)
     module = get_dataset_type(spec["type"])

@@ -58,8 +58,7 @@ def qualitative_grid(data_root: Path, runs: Sequence[Run], out_path: Path, n_pai
         for ax in (*top, *bottom):
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.suptitle(f"{dataset.name}: moving, fixed and registered images (bottom: absolute difference to fixed)",
-                 fontsize=9)
+    fig.suptitle(f"{dataset.name}\nbottom rows: |image − fixed|", fontsize=9)
     fig.tight_layout()
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_path, dpi=110)

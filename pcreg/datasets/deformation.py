@@ -30,7 +30,9 @@ def affine_field(
     return np.stack([my - grid[0], mx - grid[1]]).astype(np.float32)
 
 
-def elastic_field(shape: tuple[int, int], rng: np.random.Generator, *, amplitude_px: float, grid: int = 4) -> np.ndarray:
+def elastic_field(
+    shape: tuple[int, int], rng: np.random.Generator, *, amplitude_px: float, grid: int = 4
+) -> np.ndarray:
     """Smooth random field: a coarse ``grid x grid`` lattice of displacements, cubic-interpolated.
 
     Each component's maximum absolute value is scaled to ``amplitude_px``.

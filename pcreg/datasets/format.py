@@ -68,7 +68,8 @@ class PreparedDataset:
         self.root = Path(root)
         meta_path = self.root / "dataset.json"
         if not meta_path.is_file():
-            raise UserError(f"no prepared dataset at {self.root} (missing {meta_path.name}); run the prepare step first")
+            raise UserError(f"no prepared dataset at {self.root} (missing {meta_path.name}); "
+                            "run the prepare step first")
         self.meta = json.loads(meta_path.read_text())
         if self.meta.get("format_version") != FORMAT_VERSION:
             raise UserError(f"{meta_path}: unsupported format_version {self.meta.get('format_version')!r}")
@@ -199,7 +200,8 @@ class DatasetWriter:
         if fixed_xy is not None and moving_xy is not None:
             for k, (f, m) in enumerate(zip(np.asarray(fixed_xy), np.asarray(moving_xy))):
                 self._landmarks.append(
-                    {"pair_id": pair_id, "point": k, "fixed_x": f[0], "fixed_y": f[1], "moving_x": m[0], "moving_y": m[1]}
+                    {"pair_id": pair_id, "point": k, "fixed_x": f[0], "fixed_y": f[1],
+                     "moving_x": m[0], "moving_y": m[1]}
                 )
         self._count[split] = i + 1
 

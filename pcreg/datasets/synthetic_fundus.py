@@ -152,7 +152,9 @@ def _lesion(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     return (rng.choice([-1.0, 1.0]) * rng.uniform(0.2, 0.4) * blob).astype(np.float32)
 
 
-def pick_landmarks(fixed: np.ndarray, field: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def pick_landmarks(
+    fixed: np.ndarray, field: np.ndarray, n: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """``n`` fixed points ``(x, y)`` on high-contrast structure and their moving positions."""
     h, w = fixed.shape
     margin = max(2, int(0.08 * h))

@@ -102,7 +102,8 @@ def _misalignment(h: int, max_px: float, rng: np.random.Generator) -> np.ndarray
     """Row-dependent backward-sweep displacement ``delta(y)``, smooth, ``|delta| <= max_px``."""
     y = np.arange(h, dtype=np.float64)
     base = rng.uniform(0.3, 0.6) * max_px * rng.choice([-1, 1])
-    wave = rng.uniform(0.1, 0.35) * max_px * np.sin(2 * np.pi * y / rng.uniform(0.7, 2.0) / h + rng.uniform(0, 2 * np.pi))
+    period = rng.uniform(0.7, 2.0) * h
+    wave = rng.uniform(0.1, 0.35) * max_px * np.sin(2 * np.pi * y / period + rng.uniform(0, 2 * np.pi))
     delta = base + wave
     return np.clip(delta, -max_px, max_px)
 
