@@ -35,8 +35,8 @@ include: "workflow/rules/aggregate.smk"
 
 rule all:
     input:
-        expand(RESULTS + "/tables/{dataset}.{ext}", dataset=DATASETS, ext=["csv", "md", "tex"]),
-        expand(RESULTS + "/figures/{dataset}_qualitative.png", dataset=DATASETS),
-        [RESULTS + f"/{d}/{r}/pairs.csv" for d in DATASETS for r in runs_for(d)],
-        RESULTS + "/manifest.json",
+        expand("results/tables/{dataset}.{ext}", dataset=DATASETS, ext=["csv", "md", "tex"]),
+        expand("results/figures/{dataset}_qualitative.png", dataset=DATASETS),
+        [f"results/{d}/{r}/pairs.csv" for d in DATASETS for r in runs_for(d)],
+        "results/manifest.json",
     default_target: True

@@ -63,6 +63,14 @@ def validate_params(cls: Any, params: dict[str, Any], where: str) -> dict[str, A
     return validate(copy.deepcopy(params), cls.PARAMS_SCHEMA, where)
 
 
+def _named(lookup: Any, name: str, key: str) -> Any:
+    """``lookup(name)``, with a failure reported as a config error at ``key``."""
+    try:
+        return lookup(name)
+    except UserError as exc:
+        raise UserError(f"config error at {key}: {exc}") from None
+
+
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     """Validate the whole workflow config, fill every default, and return it."""
     from baselines import get_method_class
@@ -70,11 +78,11 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
 
     config = validate(copy.deepcopy(dict(config)), load_schema())
     for name, spec in config["datasets"].items():
-        dtype = get_dataset_type(spec["type"])
+        dtype = _named(get_dataset_type, spec["type"], f"datasets.{name}.type")
         spec["params"] = validate_params(dtype, spec.get("params", {}), f"datasets.{name}.params")
     for run_id, spec in config["methods"].items():
         spec.setdefault("method", run_id)
-        cls = get_method_class(spec["method"])
+        cls = _named(get_method_class, spec["method"], f"methods.{run_id}.method")
         spec.setdefault("label", cls.label or run_id)
         spec["params"] = validate_params(cls, spec.get("params", {}), f"methods.{run_id}.params")
         for ds in spec.get("datasets", []):

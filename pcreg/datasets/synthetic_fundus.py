@@ -184,7 +184,11 @@ def make_pair(
     n_landmarks: int = 10,
     appearance: bool = True,
 ) -> dict[str, np.ndarray]:
-    """One synthetic pair: ``moving``, ``fixed``, ``field`` (ground truth), ``fixed_xy``, ``moving_xy``."""
+    """One synthetic pair: ``moving``, ``fixed``, ``field`` (ground truth), ``fixed_xy``, ``moving_xy``.
+
+    Also returns ``source_center`` (row, col) and ``source_radius``: every source pixel the pair uses lies
+    within ``source_radius`` (Chebyshev distance) of the centre.
+    """
     scale = crop_px / image_size
     source, fov = load_source(0.5 * scale if scale > 1 else 0.0)
     half = source.shape[0] // 2
@@ -214,7 +218,7 @@ def make_pair(
         fixed = np.clip(fixed + rng.normal(0.0, 0.005, size=shape), 0.0, 1.0).astype(np.float32)
     fixed_xy, moving_xy = pick_landmarks(fixed, field, n_landmarks, rng)
     return {"moving": moving, "fixed": fixed, "field": field.astype(np.float32),
-            "fixed_xy": fixed_xy, "moving_xy": moving_xy}
+            "fixed_xy": fixed_xy, "moving_xy": moving_xy, "source_center": center, "source_radius": footprint}
 
 
 def _categories(n: int, fractions: dict[str, float], rng: np.random.Generator) -> list[str]:

@@ -1,8 +1,6 @@
 # Shared definitions: paths, run lists and helpers used by the rules.
 from baselines import get_method_class
 
-PY = sys.executable
-RESULTS = "results"
 DATA = config["data_dir"]
 DATASETS = list(config["datasets"])
 SHARDS = list(range(config["shards"]))
@@ -34,6 +32,14 @@ def runs_json(dataset):
     """The runs of a dataset as the JSON the aggregate/figures commands take."""
     return json.dumps([
         {"id": r, "label": config["methods"][r]["label"], "group": config["methods"][r]["group"],
-         "pairs_csv": f"{RESULTS}/{dataset}/{r}/pairs.csv"}
+         "pairs_csv": f"results/{dataset}/{r}/pairs.csv"}
         for r in runs_for(dataset)
     ])
+
+
+def register_inputs(w):
+    """The prepared dataset, plus the trained model for learned methods."""
+    inputs = [f"{DATA}/{w.dataset}/dataset.json"]
+    if is_trainable(w.run):
+        inputs.append(f"results/{w.dataset}/{w.run}/model/model.json")
+    return inputs

@@ -3,19 +3,21 @@
 
 rule prepare:
     output:
-        DATA + "/{dataset}/dataset.json",
+        f"{DATA}/{{dataset}}/dataset.json",
     params:
         spec=lambda w: json.dumps(config["datasets"][w.dataset]),
         out=lambda w: f"{DATA}/{w.dataset}",
         seed=config["seed"],
     log:
-        RESULTS + "/logs/prepare/{dataset}.log",
+        "results/logs/prepare/{dataset}.log",
     benchmark:
-        RESULTS + "/benchmarks/rules/prepare/{dataset}.tsv"
+        "results/benchmarks/rules/prepare/{dataset}.tsv"
+    conda:
+        "../../environment.yml"
     threads: THREADS["prepare"]
     resources:
         mem_mb=2000,
         runtime=60,
     shell:
-        "{PY} -m pcreg prepare --name {wildcards.dataset} --spec {params.spec:q} --out {params.out}"
+        "python -m pcreg prepare --name {wildcards.dataset} --spec {params.spec:q} --out {params.out}"
         " --seed {params.seed} --threads {threads} > {log} 2>&1"

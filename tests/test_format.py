@@ -1,0 +1,46 @@
+"""The on-disk dataset format: round trip and atomic placement."""
+
+import numpy as np
+import pytest
+
+from pcreg.datasets.format import DatasetWriter, PreparedDataset
+
+
+def _write(root, n_test=2, fail_after=None):
+    with DatasetWriter(root, name="t", dataset_type="unit", image_shape=(6, 5),
+                       split_sizes={"train": 1, "val": 1, "test": n_test}, has_field=True) as w:
+        for split, n in (("train", 1), ("val", 1), ("test", n_test)):
+            for i in range(n):
+                if fail_after is not None and split == "test" and i == fail_after:
+                    raise RuntimeError("interrupted")
+                img = np.full((6, 5), 0.1 * (i + 1), np.float32)
+                w.add(split, f"{split}{i}", img, img + 0.5, field=np.ones((2, 6, 5)) * i, category="S",
+                      fixed_xy=[[1, 2], [3, 4]], moving_xy=[[1.5, 2.5], [3.5, 4.5]])
+
+
+def test_round_trip(tmp_path):
+    _write(tmp_path / "ds")
+    ds = PreparedDataset(tmp_path / "ds")
+    test = ds.split("test")
+    assert test.pair_ids == ["test0", "test1"]
+    mov, fix = test.pair(1)
+    assert mov[0, 0] == pytest.approx(0.2) and fix[0, 0] == pytest.approx(0.7)
+    assert np.all(test.field[1] == 1)
+    fxy, mxy = test.landmarks_of("test0")
+    np.testing.assert_allclose(fxy, [[1, 2], [3, 4]])
+    np.testing.assert_allclose(mxy, [[1.5, 2.5], [3.5, 4.5]])
+    assert isinstance(test.moving, np.memmap)  # read lazily
+
+
+def test_interrupted_write_leaves_nothing(tmp_path):
+    with pytest.raises(RuntimeError):
+        _write(tmp_path / "ds", n_test=3, fail_after=1)
+    assert not (tmp_path / "ds").exists()
+    assert not (tmp_path / "ds.partial").exists()
+
+
+def test_incomplete_split_is_rejected(tmp_path):
+    w = DatasetWriter(tmp_path / "ds", name="t", dataset_type="unit", image_shape=(4, 4),
+                      split_sizes={"train": 1, "val": 0, "test": 0}, has_field=False)
+    with pytest.raises(ValueError, match="0 of 1"):
+        w.close()

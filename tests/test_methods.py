@@ -1,0 +1,71 @@
+"""The method interface: registry, run_method's guarantees, identity."""
+
+import numpy as np
+import pytest
+
+from baselines import Method, Registration, available_methods, build_method, get_method_class, run_method
+from pcreg.errors import UserError
+from pcreg.warp import shift_field, warp_image
+
+
+def test_registry_finds_methods_by_name():
+    assert "identity" in available_methods()
+    assert get_method_class("identity").name == "identity"
+    with pytest.raises(UserError, match="unknown method"):
+        get_method_class("does_not_exist")
+
+
+def test_identity_returns_moving_and_zero_field():
+    rng = np.random.default_rng(0)
+    moving, fixed = rng.random((2, 16, 12)).astype(np.float32)
+    res = run_method(build_method("identity"), moving, fixed)
+    assert not res.failed and np.array_equal(res.image, moving)
+    assert res.field.shape == (2, 16, 12) and not res.field.any()
+    assert res.runtime_s >= 0
+
+
+class _Shift(Method):
+    name = "unit_shift"
+
+    def register(self, moving, fixed):
+        return Registration(field=shift_field(moving.shape, 1.0, 0.0))
+
+
+class _Boom(Method):
+    name = "unit_boom"
+
+    def register(self, moving, fixed):
+        raise RuntimeError("matcher exploded")
+
+
+class _ImageOut(Method):
+    name = "unit_image"
+    outputs_field = False
+
+    def register(self, moving, fixed):
+        return Registration(image=fixed * 0.5)
+
+
+def test_registered_image_is_the_moving_image_warped_by_the_field():
+    moving = np.random.default_rng(1).random((10, 10)).astype(np.float32)
+    res = _Shift().register(moving, moving)
+    out = run_method(_Shift(), moving, moving)
+    np.testing.assert_array_equal(out.image, warp_image(moving, res.field))
+
+
+def test_failures_fall_back_to_identity_and_never_raise():
+    moving = np.random.default_rng(2).random((8, 8)).astype(np.float32)
+    out = run_method(_Boom(), moving, moving)
+    assert out.failed and "matcher exploded" in out.reason
+    assert np.array_equal(out.image, moving) and not out.field.any()
+
+
+def test_image_output_methods_have_no_field():
+    moving = np.random.default_rng(3).random((8, 8)).astype(np.float32)
+    out = run_method(_ImageOut(), moving, moving)
+    assert out.field is None and np.allclose(out.image, moving * 0.5)
+
+
+def test_params_are_validated_against_the_method_schema():
+    with pytest.raises(UserError, match="method 'identity'"):
+        build_method("identity", {"unexpected": 1})
