@@ -53,7 +53,8 @@ def test_bad_value_names_the_key(changes, key):
 
 
 def test_unknown_names_are_reported():
-    with pytest.raises(UserError, match="config error at methods.nope.method: unknown method .nope.; available methods: .*identity"):
+    msg = "config error at methods.nope.method: unknown method .nope.; available methods: .*identity"
+    with pytest.raises(UserError, match=msg):
         validate_config(_cfg(methods={"nope": {}}))
     with pytest.raises(UserError, match="config error at datasets.d.type: unknown dataset type .foo."):
         validate_config(_cfg(datasets={"d": {"type": "foo"}}))

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from pcreg.datasets import PreparedDataset, get_dataset_type
 from pcreg.config import validate_params
+from pcreg.datasets import PreparedDataset, get_dataset_type
 from pcreg.evaluate import evaluate_method
 from pcreg.runner import register_shard, shard_indices
 
