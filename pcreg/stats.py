@@ -1,0 +1,186 @@
+"""Summary statistics and paired tests for per-pair metrics.
+
+- :func:`summarize`: mean ± std and a percentile-bootstrap 95% CI of the mean.
+- :func:`paired_wilcoxon`: two-sided Wilcoxon signed-rank test on paired values.
+- :func:`holm`: Holm-Bonferroni step-down adjustment of a family of p-values.
+- :func:`summarize_frame`, :func:`wilcoxon_vs_reference`: the same on a tidy
+  per-pair table (one row per dataset × method × pair, one column per metric).
+
+Missing values: ``NaN`` means "no value" (e.g. TRE for an image-output method)
+and is dropped. Infinite values are kept: PSNR is ``+inf`` for an output equal
+to the fixed image, and a mean over values containing ``+inf`` is ``+inf``.
+All randomness comes from the ``seed`` argument (the config's seed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+#: Paired tests with fewer non-zero differences than this return NaN: with
+#: n <= 5 the smallest two-sided exact p-value is 2 / 2**5 = 0.0625, so the test
+#: could never reject at 0.05 and a p-value would only reflect the sample size.
+MIN_WILCOXON_PAIRS = 6
+_BOOT_CHUNK = 512  # resamples drawn at a time, to bound memory for large test splits
+
+
+def _clean(values: Iterable[float]) -> np.ndarray:
+    x = np.asarray(values, dtype=np.float64).ravel()
+    return x[~np.isnan(x)]
+
+
+def bootstrap_ci(values: Iterable[float], n_boot: int, seed: int, alpha: float = 0.05) -> tuple[float, float]:
+    """Percentile-bootstrap ``(1 - alpha)`` confidence interval of the mean, ignoring NaN.
+
+    ``n_boot`` resamples of the non-NaN values (with replacement, same size) are
+    drawn with ``numpy.random.default_rng(seed)``; the interval is the
+    ``alpha/2`` and ``1 - alpha/2`` quantiles of their means (linear
+    interpolation; order statistics without interpolation when some means are
+    infinite, since interpolating between infinities is undefined). Because the
+    resample indices depend only on ``seed`` and the number of values, methods
+    evaluated on the same pairs are resampled identically (a paired bootstrap).
+    Returns ``(nan, nan)`` when there are no values.
+    """
+    x = _clean(values)
+    if x.size == 0:
+        return float("nan"), float("nan")
+    if n_boot < 1:
+        raise ValueError("n_boot must be at least 1")
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_boot, dtype=np.float64)
+    for start in range(0, n_boot, _BOOT_CHUNK):
+        stop = min(start + _BOOT_CHUNK, n_boot)
+        idx = rng.integers(0, x.size, size=(stop - start, x.size))
+        means[start:stop] = x[idx].mean(axis=1)
+    q = (alpha / 2, 1 - alpha / 2)
+    if np.all(np.isfinite(means)):
+        low, high = np.quantile(means, q)
+    else:
+        low = np.quantile(means, q[0], method="lower")
+        high = np.quantile(means, q[1], method="higher")
+    return float(low), float(high)
+
+
+def summarize(values: Iterable[float], n_boot: int = 10000, seed: int = 0, alpha: float = 0.05) -> dict[str, float]:
+    """``mean``, ``std`` (sample, ddof=1), bootstrap ``ci_low``/``ci_high`` of the mean and ``n`` (non-NaN count).
+
+    ``std`` is NaN for fewer than two values or when values are infinite.
+    """
+    x = _clean(values)
+    n = int(x.size)
+    if n == 0:
+        nan = float("nan")
+        return {"mean": nan, "std": nan, "ci_low": nan, "ci_high": nan, "n": 0}
+    finite = bool(np.all(np.isfinite(x)))
+    mean = float(x.mean()) if finite else float(np.mean(x))  # +inf if any +inf (NaN if +inf and -inf)
+    std = float(x.std(ddof=1)) if (n > 1 and finite) else float("nan")
+    low, high = bootstrap_ci(x, n_boot, seed, alpha)
+    return {"mean": mean, "std": std, "ci_low": low, "ci_high": high, "n": n}
+
+
+def paired_wilcoxon(a: Sequence[float], b: Sequence[float], min_pairs: int = MIN_WILCOXON_PAIRS) -> float:
+    """Two-sided Wilcoxon signed-rank p-value of the paired differences ``a - b``.
+
+    Only pairs where both values are finite are used, and zero differences are
+    discarded (scipy's default ``zero_method='wilcox'``). Returns NaN when fewer
+    than ``min_pairs`` non-zero differences remain, which includes the case of
+    all differences being zero (identical methods: no evidence either way).
+    scipy chooses the exact null distribution for small samples without ties
+    and the normal approximation otherwise.
+    """
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"paired samples must have one length, got {a.size} and {b.size}")
+    keep = np.isfinite(a) & np.isfinite(b)
+    d = a[keep] - b[keep]
+    if np.count_nonzero(d) < max(1, min_pairs):
+        return float("nan")
+    return float(sps.wilcoxon(d, zero_method="wilcox", alternative="two-sided").pvalue)
+
+
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1).
+
+    NaN entries stay NaN and do not count towards the family size ``m``. With
+    the non-NaN p-values sorted ascending, ``adj_(i) = max_{j<=i} min(1, (m - j + 1) p_(j))``
+    (1-based ``j``), returned in the input order.
+    """
+    p = np.asarray(pvalues, dtype=np.float64).ravel()
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(~np.isnan(p))
+    m = ok.size
+    if m == 0:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    scaled = (m - np.arange(m)) * p[order]
+    out[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
+    return out
+
+
+def summarize_frame(
+    df: pd.DataFrame, by: Sequence[str], metrics: Sequence[str], n_boot: int, seed: int, alpha: float = 0.05
+) -> pd.DataFrame:
+    """Tidy summary: one row per group of ``by`` and metric with ``mean, std, ci_low, ci_high, n``.
+
+    Metrics absent from ``df`` or all-NaN in a group give ``n = 0`` and NaN
+    statistics (tables print those as "n/a").
+    """
+    rows = []
+    for key, grp in df.groupby(list(by), sort=False, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        for metric in metrics:
+            values = grp[metric] if metric in grp else []
+            rows.append({**dict(zip(by, key)), "metric": metric, **summarize(values, n_boot, seed, alpha)})
+    return pd.DataFrame(rows, columns=[*by, "metric", "mean", "std", "ci_low", "ci_high", "n"])
+
+
+def wilcoxon_vs_reference(
+    df: pd.DataFrame,
+    reference: str,
+    metrics: Sequence[str],
+    method_col: str = "method",
+    pair_col: str = "pair_id",
+    family_cols: Sequence[str] = ("dataset",),
+) -> pd.DataFrame:
+    """Paired Wilcoxon test of every method against ``reference`` on every metric, Holm-corrected.
+
+    Pairs are matched on ``pair_col``. The Holm family is all (method, metric)
+    tests within one group of ``family_cols`` (by default one dataset), so the
+    family-wise error rate holds per results table. Returns rows with
+    ``n_pairs``, ``median_diff`` (method - reference), ``p`` and ``p_holm``.
+    """
+    family_cols = [c for c in family_cols if c in df.columns]
+    groups = df.groupby(family_cols, sort=False) if family_cols else [((), df)]
+    out = []
+    for key, fam in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        ref_cols = [pair_col, *[m for m in metrics if m in fam.columns]]
+        ref = fam.loc[fam[method_col] == reference, ref_cols]
+        rows = []
+        for method, grp in fam[fam[method_col] != reference].groupby(method_col, sort=False):
+            joined = grp.merge(ref, on=pair_col, how="inner", suffixes=("", "__ref"), validate="one_to_one")
+            for metric in metrics:
+                if metric not in joined or f"{metric}__ref" not in joined:
+                    continue
+                a = joined[metric].to_numpy(np.float64)
+                b = joined[f"{metric}__ref"].to_numpy(np.float64)
+                both = np.isfinite(a) & np.isfinite(b)
+                rows.append({
+                    **dict(zip(family_cols, key)),
+                    method_col: method,
+                    "reference": reference,
+                    "metric": metric,
+                    "n_pairs": int(both.sum()),
+                    "median_diff": float(np.median(a[both] - b[both])) if both.any() else float("nan"),
+                    "p": paired_wilcoxon(a, b),
+                })
+        if rows:
+            fam_df = pd.DataFrame(rows)
+            fam_df["p_holm"] = holm(fam_df["p"].to_numpy())
+            out.append(fam_df)
+    cols = [*family_cols, method_col, "reference", "metric", "n_pairs", "median_diff", "p", "p_holm"]
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=cols)
