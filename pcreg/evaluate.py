@@ -8,12 +8,20 @@ Writes, in the method's result directory:
   ground-truth field, or an image-output method for the geometric columns);
 - ``registered.npy``: the registered test images ``(N, H, W)`` float32, in manifest order;
 - ``fields.npy``: the displacement fields ``(N, 2, H, W)`` float32 (field methods only).
+
+Evaluation streams: pairs are processed in blocks of :data:`BLOCK` in manifest
+order, each block's rows are read from the shard files and the dataset with
+positioned reads (:mod:`pcreg.streaming`), scored, and appended to the output
+arrays, so memory stays at one block whatever the number of pairs. The result
+depends only on which pair each shard holds, not on the number or order of the
+shards.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,40 +30,89 @@ from tqdm import tqdm
 
 from pcreg import metrics
 from pcreg.datasets.format import PreparedDataset
+from pcreg.runner import shard_array_paths
+from pcreg.streaming import NpyRowWriter, iter_blocks, npy_layout, read_rows
 
 PAIR_COLUMNS = [
     "pair_id", "category", "ncc", "ssim", "psnr", "tre_px", "tre_orig_px", "epe_px",
     "folding_pct", "sdlogj", "runtime_s", "failed", "reason",
 ]
 
+#: Pairs scored (and held in memory) at once.
+BLOCK = 64
 
-def merge_shards(shard_files: Iterable[Path], n_pairs: int) -> dict[str, np.ndarray]:
-    """Merge shard files into arrays in test-split order; every pair must be covered exactly once."""
-    shards = [np.load(f, allow_pickle=False) for f in sorted(shard_files)]
-    if not shards:
+
+@dataclass
+class ShardIndex:
+    """Where each test pair's outputs are: shard number and row in that shard, plus the per-pair scalars."""
+
+    files: list[tuple[Path, Path]]
+    shard_of: np.ndarray
+    row_of: np.ndarray
+    runtime_s: np.ndarray
+    failed: np.ndarray
+    reason: np.ndarray
+    outputs_field: bool
+
+    def rows(self, which: int, start: int, stop: int) -> np.ndarray:
+        """Registered images (``which=0``) or fields (``which=1``) of pairs ``[start, stop)``."""
+        parts = []
+        shard, row = self.shard_of[start:stop], self.row_of[start:stop]
+        k = 0
+        while k < len(shard):  # runs of consecutive pairs from the same shard are read in one go
+            s, r0 = shard[k], row[k]
+            run = 1
+            while k + run < len(shard) and shard[k + run] == s and row[k + run] == r0 + run:
+                run += 1
+            parts.append(read_rows(self.files[s][which], int(r0), int(r0) + run))
+            k += run
+        return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
+
+
+def index_shards(shard_files: Iterable[Path], n_pairs: int) -> ShardIndex:
+    """Read the shards' metadata; every pair must be covered exactly once and all arrays must match."""
+    files = sorted(Path(f) for f in shard_files)
+    if not files:
         raise ValueError("no shard files given")
-    outputs_field = bool(shards[0]["outputs_field"])
-    first = shards[0]["registered"]
-    merged = {
-        "registered": np.zeros((n_pairs, *first.shape[1:]), np.float32),
-        "fields": np.zeros((n_pairs, 2, *first.shape[1:]), np.float32) if outputs_field else None,
-        "runtime_s": np.full(n_pairs, np.nan),
-        "failed": np.zeros(n_pairs, bool),
-        "reason": np.array([""] * n_pairs, dtype=object),
-    }
-    seen = np.zeros(n_pairs, int)
-    for sh in shards:
-        idx = sh["indices"]
-        seen[idx] += 1
-        merged["registered"][idx] = sh["registered"]
-        if outputs_field:
-            merged["fields"][idx] = sh["fields"]
-        merged["runtime_s"][idx] = sh["runtime_s"]
-        merged["failed"][idx] = sh["failed"]
-        merged["reason"][idx] = sh["reason"]
+    shard_of = np.full(n_pairs, -1, np.int64)
+    row_of = np.zeros(n_pairs, np.int64)
+    seen = np.zeros(n_pairs, np.int64)
+    runtime = np.full(n_pairs, np.nan)
+    failed = np.zeros(n_pairs, bool)
+    reason = np.array([""] * n_pairs, dtype=object)
+    flags = set()
+    arrays = []
+    for s, f in enumerate(files):
+        with np.load(f, allow_pickle=False) as sh:
+            idx = sh["indices"].astype(np.int64)
+            if len(idx) and (idx.min() < 0 or idx.max() >= n_pairs):
+                raise ValueError(f"{f}: pair indices outside the split's {n_pairs} pairs")
+            flags.add(bool(sh["outputs_field"]))
+            np.add.at(seen, idx, 1)
+            shard_of[idx], row_of[idx] = s, np.arange(len(idx))
+            runtime[idx], failed[idx], reason[idx] = sh["runtime_s"], sh["failed"], sh["reason"]
+        reg, fld = shard_array_paths(f)
+        n_reg, n_fld = npy_layout(reg)[1][0], npy_layout(fld)[1][0]
+        if n_reg != len(idx) or n_fld not in (0, len(idx)):
+            raise ValueError(f"{f}: {len(idx)} pairs but {n_reg} images and {n_fld} fields")
+        arrays.append((reg, fld))
+    if len(flags) != 1:
+        raise ValueError("shards disagree on whether the method outputs fields")
     if not np.all(seen == 1):
         raise ValueError(f"shards cover {int((seen > 0).sum())} of {n_pairs} pairs (some missing or repeated)")
-    return merged
+    return ShardIndex(arrays, shard_of, row_of, runtime, failed, reason, flags.pop())
+
+
+def merge_shards(shard_files: Iterable[Path], n_pairs: int) -> dict[str, np.ndarray]:
+    """All shards' outputs as in-memory arrays in test-split order (small data and tests only)."""
+    index = index_shards(shard_files, n_pairs)
+    return {
+        "registered": index.rows(0, 0, n_pairs),
+        "fields": index.rows(1, 0, n_pairs) if index.outputs_field else None,
+        "runtime_s": index.runtime_s,
+        "failed": index.failed,
+        "reason": index.reason,
+    }
 
 
 def score_pair(
@@ -84,32 +141,49 @@ def score_pair(
 
 
 def evaluate_method(data_root: Path, shard_files: Iterable[Path], out_dir: Path, split: str = "test") -> Path:
-    """Merge shards, score every pair, write ``pairs.csv``, ``registered.npy`` and ``fields.npy``."""
+    """Merge shards, score every pair, write ``pairs.csv``, ``registered.npy`` and ``fields.npy``, streaming."""
     dataset = PreparedDataset(data_root)
     pairs = dataset.split(split)
-    merged = merge_shards(shard_files, len(pairs))
-    rows = []
-    for i in tqdm(range(len(pairs)), desc=f"evaluate {out_dir.name}", unit="pair"):
-        pid = pairs.manifest.at[i, "pair_id"]
-        field = merged["fields"][i] if merged["fields"] is not None else None
-        gt = np.asarray(pairs.field[i]) if pairs.field is not None else None
-        row = {"pair_id": pid, "category": pairs.manifest.at[i, "category"]}
-        row.update(score_pair(merged["registered"][i], np.asarray(pairs.fixed[i]), field, gt,
-                              pairs.landmarks_of(pid), dataset.original_scale))
-        row.update(runtime_s=merged["runtime_s"][i], failed=bool(merged["failed"][i]), reason=merged["reason"][i])
-        rows.append(row)
+    n = len(pairs)
+    h, w = dataset.image_shape
+    index = index_shards(shard_files, n)
+    folder = dataset.root / split
+    has_gt = (folder / "field.npy").is_file()
     out_dir.mkdir(parents=True, exist_ok=True)
-    _save_npy(out_dir / "registered.npy", merged["registered"])
-    if merged["fields"] is not None:
-        _save_npy(out_dir / "fields.npy", merged["fields"])
+    writers = [NpyRowWriter(out_dir / "registered.npy", (n, h, w))]
+    if index.outputs_field:
+        writers.append(NpyRowWriter(out_dir / "fields.npy", (n, 2, h, w)))
+    rows = []
+    try:
+        progress = tqdm(total=n, desc=f"evaluate {out_dir.name}", unit="pair")
+        for a, b in iter_blocks(n, BLOCK):
+            registered = index.rows(0, a, b)
+            fields = index.rows(1, a, b) if index.outputs_field else None
+            fixed = read_rows(folder / "fixed.npy", a, b)
+            gt = read_rows(folder / "field.npy", a, b) if has_gt else None
+            for k, i in enumerate(range(a, b)):
+                pid = pairs.manifest.at[i, "pair_id"]
+                row = {"pair_id": pid, "category": pairs.manifest.at[i, "category"]}
+                row.update(score_pair(registered[k], fixed[k], None if fields is None else fields[k],
+                                      None if gt is None else gt[k], pairs.landmarks_of(pid),
+                                      dataset.original_scale))
+                row.update(runtime_s=index.runtime_s[i], failed=bool(index.failed[i]), reason=index.reason[i])
+                rows.append(row)
+            writers[0].write(registered)
+            if fields is not None:
+                writers[1].write(fields)
+            progress.update(b - a)
+        progress.close()
+    except BaseException:
+        for wr in writers:
+            wr.abort()
+        raise
+    for wr in writers:
+        wr.close()
+    if not index.outputs_field:
+        (out_dir / "fields.npy").unlink(missing_ok=True)  # a stale file from an earlier field method
     table = pd.DataFrame(rows, columns=PAIR_COLUMNS)
     tmp = out_dir / "pairs.csv.tmp"
     table.to_csv(tmp, index=False)
     os.replace(tmp, out_dir / "pairs.csv")
     return out_dir / "pairs.csv"
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp.npy")
-    np.save(tmp, array)
-    os.replace(tmp, path)

@@ -1,9 +1,14 @@
 """Run one method on a shard of a dataset's test split and save what it produced.
 
-A shard file (``.npz``) holds, for the pairs it covers: their row ``indices`` in
-the test split, the ``registered`` images, the ``fields`` (empty for
-image-output methods), ``runtime_s``, ``failed`` and ``reason``. Shards are
-merged by :mod:`pcreg.evaluate`.
+A shard is three files. ``<shard>.npz`` holds, for the pairs it covers: their row
+``indices`` in the test split, ``runtime_s``, ``failed``, ``reason`` and
+``outputs_field``; beside it ``<shard>.registered.npy`` holds the registered
+images ``(n, H, W)`` and ``<shard>.fields.npy`` the fields ``(n, 2, H, W)`` (zero
+rows for image-output methods), in the order of ``indices``. The images and
+fields are streamed to disk pair by pair and the pairs are read block by block,
+so a shard job's memory does not grow with the shard; the ``.npz`` is written
+last, so its presence means the shard is complete. Shards are merged by
+:mod:`pcreg.evaluate`.
 """
 
 from __future__ import annotations
@@ -18,6 +23,16 @@ from tqdm import tqdm
 
 from baselines import build_method, get_method_class, run_method
 from pcreg.datasets.format import PreparedDataset
+from pcreg.streaming import NpyRowWriter, iter_blocks, read_rows
+
+#: Pairs read from the dataset at once by a shard job.
+READ_BLOCK = 64
+
+
+def shard_array_paths(shard_path: Path) -> tuple[Path, Path]:
+    """``(registered, fields)`` array files that accompany shard file ``<shard>.npz``."""
+    stem = shard_path.name.removesuffix(".npz")
+    return shard_path.with_name(f"{stem}.registered.npy"), shard_path.with_name(f"{stem}.fields.npy")
 
 
 def shard_indices(n_pairs: int, shard: int, n_shards: int) -> np.ndarray:
@@ -80,23 +95,31 @@ def register_shard(
         method.load(model_dir)
     idx = shard_indices(len(pairs), shard, n_shards)
     h, w = dataset.image_shape
-    registered = np.zeros((len(idx), h, w), np.float32)
-    fields = np.zeros((len(idx), 2, h, w), np.float32) if method.outputs_field else np.zeros((0,), np.float32)
     runtime = np.zeros(len(idx))
     failed = np.zeros(len(idx), bool)
     reasons: list[str] = []
     label = f"{spec.get('id', spec['method'])} {dataset.name} shard {shard + 1}/{n_shards}"
-    for k, i in enumerate(tqdm(idx, desc=label, unit="pair")):
-        moving, fixed = pairs.pair(int(i))
-        result = run_method(method, moving, fixed)
-        registered[k] = result.image
-        if method.outputs_field and result.field is not None:
-            fields[k] = result.field
-        runtime[k], failed[k] = result.runtime_s, result.failed
-        reasons.append(result.reason)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    reg_path, field_path = shard_array_paths(out_path)
+    n_fields = len(idx) if method.outputs_field else 0
+    folder = dataset.root / split
+    progress = tqdm(total=len(idx), desc=label, unit="pair")
+    with NpyRowWriter(reg_path, (len(idx), h, w)) as reg_out, NpyRowWriter(field_path, (n_fields, 2, h, w)) as fld_out:
+        # Shard indices are a contiguous block (shard_indices), read a few dozen pairs at a time.
+        for a, b in iter_blocks(len(idx), READ_BLOCK):
+            lo, hi = int(idx[a]), int(idx[b - 1]) + 1
+            moving, fixed = read_rows(folder / "moving.npy", lo, hi), read_rows(folder / "fixed.npy", lo, hi)
+            for k in range(a, b):
+                j = int(idx[k]) - lo
+                result = run_method(method, moving[j], fixed[j])
+                reg_out.write(result.image)
+                if method.outputs_field:
+                    fld_out.write(result.field if result.field is not None else np.zeros((2, h, w), np.float32))
+                runtime[k], failed[k] = result.runtime_s, result.failed
+                reasons.append(result.reason)
+                progress.update()
+    progress.close()
     tmp = out_path.with_name(out_path.name + ".tmp.npz")
-    np.savez(tmp, indices=idx, registered=registered, fields=fields, runtime_s=runtime, failed=failed,
-             reason=np.array(reasons, dtype=str), outputs_field=np.array(method.outputs_field))
+    np.savez(tmp, indices=idx, runtime_s=runtime, failed=failed, reason=np.array(reasons, dtype=str),
+             outputs_field=np.array(method.outputs_field))
     os.replace(tmp, out_path)
     return out_path

@@ -10,8 +10,9 @@ A prepared dataset is a directory::
     <root>/landmarks.csv          pair_id, point, fixed_x, fixed_y, moving_x, moving_y (optional)
 
 ``index`` is the row of the pair in its split's arrays; manifest order within a
-split is index order. Arrays are written through ``np.lib.format.open_memmap``
-so datasets larger than memory stream to disk, and the whole directory is
+split is index order. Arrays are written row by row straight to their files
+(:class:`pcreg.streaming.NpyRowWriter`), so datasets larger than memory stream
+to disk with memory bounded by one pair, and the whole directory is
 written under a temporary name and renamed at the end, so an interrupted
 preparation never leaves a directory that looks complete.
 """
@@ -27,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from pcreg.errors import UserError
+from pcreg.streaming import NpyRowWriter
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
@@ -151,7 +153,7 @@ class DatasetWriter:
             "original_scale": float(original_scale),
             "spec": spec or {},
         }
-        self._arrays: dict[str, dict[str, np.ndarray]] = {}
+        self._arrays: dict[str, dict[str, NpyRowWriter]] = {}
         self._count = dict.fromkeys(SPLITS, 0)
         self._rows: list[dict] = []
         self._landmarks: list[dict] = []
@@ -160,11 +162,11 @@ class DatasetWriter:
             folder = self.tmp / split
             folder.mkdir()
             arrays = {
-                "moving": np.lib.format.open_memmap(folder / "moving.npy", "w+", np.float32, (n, h, w)),
-                "fixed": np.lib.format.open_memmap(folder / "fixed.npy", "w+", np.float32, (n, h, w)),
+                "moving": NpyRowWriter(folder / "moving.npy", (n, h, w)),
+                "fixed": NpyRowWriter(folder / "fixed.npy", (n, h, w)),
             }
             if has_field:
-                arrays["field"] = np.lib.format.open_memmap(folder / "field.npy", "w+", np.float32, (n, 2, h, w))
+                arrays["field"] = NpyRowWriter(folder / "field.npy", (n, 2, h, w))
             self._arrays[split] = arrays
 
     def add(
@@ -188,11 +190,11 @@ class DatasetWriter:
         for label, img in (("moving", moving), ("fixed", fixed)):
             if img.shape != self.image_shape:
                 raise ValueError(f"{pair_id}: {label} image has shape {img.shape}, expected {self.image_shape}")
-            self._arrays[split][label][i] = np.clip(img, 0.0, 1.0)
+            self._arrays[split][label].write(np.clip(img, 0.0, 1.0))
         if "field" in self._arrays[split]:
             if field is None:
                 raise ValueError(f"{pair_id}: this dataset stores ground-truth fields; none given")
-            self._arrays[split]["field"][i] = field
+            self._arrays[split]["field"].write(field)
         self._rows.append(
             {"pair_id": pair_id, "split": split, "index": i, "category": category, "sequence": sequence,
              "frame": "" if frame is None else int(frame)}
@@ -211,7 +213,7 @@ class DatasetWriter:
             if self._count[split] != n:
                 raise ValueError(f"split {split!r} has {self._count[split]} of {n} pairs")
             for arr in self._arrays[split].values():
-                arr.flush()
+                arr.close()
         self._arrays.clear()
         pd.DataFrame(self._rows, columns=MANIFEST_COLUMNS).to_csv(self.tmp / "manifest.csv", index=False)
         if self._landmarks:
@@ -232,5 +234,8 @@ class DatasetWriter:
         if exc_type is None:
             self.close()
         else:
+            for arrays in self._arrays.values():
+                for arr in arrays.values():
+                    arr.abort()
             self._arrays.clear()
             shutil.rmtree(self.tmp, ignore_errors=True)

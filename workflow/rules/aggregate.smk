@@ -20,8 +20,8 @@ rule aggregate:
         "../../environment.yml"
     threads: THREADS["aggregate"]
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=RESOURCES["aggregate"]["mem_mb"],
+        runtime=RESOURCES["aggregate"]["runtime"],
     shell:
         "python -m pcreg aggregate --dataset {wildcards.dataset} --runs {params.runs:q} --out-stem {params.stem}"
         " > {log} 2>&1"
@@ -47,8 +47,8 @@ rule figures:
         "../../environment.yml"
     threads: THREADS["aggregate"]
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=RESOURCES["aggregate"]["mem_mb"],
+        runtime=RESOURCES["aggregate"]["runtime"],
     shell:
         "python -m pcreg figures --data {params.data} --runs {params.runs:q} --out {output}"
         " --pairs {params.pairs} > {log} 2>&1"
@@ -66,7 +66,7 @@ rule manifest:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=500,
-        runtime=5,
+        mem_mb=RESOURCES["aggregate"]["mem_mb"],
+        runtime=RESOURCES["aggregate"]["runtime"],
     shell:
         "python -m pcreg manifest --config {params.config:q} --out {output} --repo {params.repo} > {log} 2>&1"

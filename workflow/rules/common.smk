@@ -1,10 +1,13 @@
 # Shared definitions: paths, run lists and helpers used by the rules.
+import re
+
 from baselines import get_method_class
 
 DATA = config["data_dir"]
+RESULTS = "results"
 DATASETS = list(config["datasets"])
-SHARDS = list(range(config["shards"]))
 THREADS = config["threads"]
+RESOURCES = config["resources"]
 
 
 wildcard_constraints:
@@ -26,6 +29,45 @@ def run_spec(run):
 
 def is_trainable(run):
     return get_method_class(config["methods"][run]["method"]).is_trainable()
+
+
+def shards_of(run):
+    """Number of test-pair shards of a method run (its own `shards`, else the top-level one)."""
+    return config["methods"][run].get("shards", config["shards"])
+
+
+def uses_gpu(run):
+    """True for the jobs that get a GPU: learned methods, unless the config pins the CPU."""
+    return config["device"] != "cpu" and is_trainable(run)
+
+
+def job_resources(step, run):
+    """Scheduler resources of a `fit`/`register_learned` job: config defaults, the run's overrides; a GPU
+    (and CPUs per GPU, GPU model) only when the run uses one."""
+    res = {**RESOURCES[step], **config["methods"][run].get("resources", {}).get(step, {})}
+    if not uses_gpu(run) or res["gpu"] == 0:
+        res.update(gpu=0, cpus_per_gpu=None, gpu_model=None)
+    return res
+
+
+def job_resource(step, key):
+    """Resource callable for ``key`` of a job of ``step``; None (unset) where it does not apply."""
+    def get(wildcards):
+        value = job_resources(step, wildcards.run).get(key)
+        return None if value == "" else value
+    return get
+
+
+def run_constraint(runs, exclude=False):
+    """Wildcard regex matching exactly the run ids ``runs`` (``exclude``: any run id but those)."""
+    names = "|".join(re.escape(r) for r in sorted(runs, key=len, reverse=True))
+    exact = rf"(?:{names})(?![A-Za-z0-9_.-])" if runs else r"(?!)"
+    return rf"(?!{exact})[A-Za-z0-9][A-Za-z0-9_.-]*" if exclude else exact
+
+
+# Learned methods train (rule fit) and register in their own rule (register_learned), the only rules that
+# can ask for a GPU; a profile can then send exactly these to a GPU partition with set-resources.
+LEARNED_RUNS = [r for r in config["methods"] if is_trainable(r)]
 
 
 def runs_json(dataset):

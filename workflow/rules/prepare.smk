@@ -16,8 +16,8 @@ rule prepare:
         "../../environment.yml"
     threads: THREADS["prepare"]
     resources:
-        mem_mb=2000,
-        runtime=60,
+        mem_mb=RESOURCES["prepare"]["mem_mb"],
+        runtime=RESOURCES["prepare"]["runtime"],
     shell:
         "python -m pcreg prepare --name {wildcards.dataset} --spec {params.spec:q} --out {params.out}"
         " --seed {params.seed} --threads {threads} > {log} 2>&1"

@@ -1,7 +1,12 @@
 # Train learned methods, then register the test pairs shard by shard.
+# Resources come from the config's `resources` section (and a run's own `resources`). Only the jobs of
+# learned methods, rules `fit` and `register_learned`, ask for a GPU, and none when `device: cpu`
+# (common.smk: job_resources); classical methods register in rule `register` on CPUs.
 
 
 rule fit:
+    wildcard_constraints:
+        run=run_constraint(LEARNED_RUNS),
     input:
         f"{DATA}/{{dataset}}/dataset.json",
     output:
@@ -20,23 +25,30 @@ rule fit:
         "../../environment.yml"
     threads: THREADS["fit"]
     resources:
-        mem_mb=4000,
-        runtime=120,
+        mem_mb=job_resource("fit", "mem_mb"),
+        runtime=job_resource("fit", "runtime"),
+        gpu=job_resource("fit", "gpu"),
+        cpus_per_gpu=job_resource("fit", "cpus_per_gpu"),
+        gpu_model=job_resource("fit", "gpu_model"),
     shell:
         "python -m pcreg fit --data {params.data} --run {params.run:q} --out {params.out}"
         " --seed {params.seed} --threads {threads} --device {params.device} > {log} 2>&1"
 
 
 rule register:
+    wildcard_constraints:
+        run=run_constraint(LEARNED_RUNS, exclude=True),
     input:
         register_inputs,
     output:
-        "results/{dataset}/{run}/shards/{shard}.npz",
+        npz="results/{dataset}/{run}/shards/{shard}.npz",
+        registered="results/{dataset}/{run}/shards/{shard}.registered.npy",
+        fields="results/{dataset}/{run}/shards/{shard}.fields.npy",
     params:
         data=lambda w: f"{DATA}/{w.dataset}",
         run=lambda w: json.dumps(run_spec(w.run)),
         model=lambda w: f"--model {RESULTS}/{w.dataset}/{w.run}/model" if is_trainable(w.run) else "",
-        shards=config["shards"],
+        shards=lambda w: shards_of(w.run),
         seed=config["seed"],
         device=config["device"],
     log:
@@ -47,18 +59,31 @@ rule register:
         "../../environment.yml"
     threads: THREADS["register"]
     resources:
-        mem_mb=2000,
-        runtime=60,
+        mem_mb=job_resource("register", "mem_mb"),
+        runtime=job_resource("register", "runtime"),
     shell:
         "python -m pcreg register --data {params.data} --run {params.run:q} --shard {wildcards.shard}"
-        " --shards {params.shards} --out {output} {params.model} --seed {params.seed} --threads {threads}"
+        " --shards {params.shards} --out {output.npz} {params.model} --seed {params.seed} --threads {threads}"
         " --device {params.device} > {log} 2>&1"
+
+
+use rule register as register_learned with:
+    wildcard_constraints:
+        run=run_constraint(LEARNED_RUNS),
+    resources:
+        mem_mb=job_resource("register", "mem_mb"),
+        runtime=job_resource("register", "runtime"),
+        gpu=job_resource("register", "gpu"),
+        cpus_per_gpu=job_resource("register", "cpus_per_gpu"),
+        gpu_model=job_resource("register", "gpu_model"),
 
 
 rule evaluate:
     input:
         data=f"{DATA}/{{dataset}}/dataset.json",
-        shards=expand("results/{{dataset}}/{{run}}/shards/{shard}.npz", shard=SHARDS),
+        shards=lambda w: [f"results/{w.dataset}/{w.run}/shards/{s}.npz" for s in range(shards_of(w.run))],
+        arrays=lambda w: [f"results/{w.dataset}/{w.run}/shards/{s}.{a}.npy" for s in range(shards_of(w.run))
+                          for a in ("registered", "fields")],
     output:
         pairs="results/{dataset}/{run}/pairs.csv",
         registered="results/{dataset}/{run}/registered.npy",
@@ -73,8 +98,8 @@ rule evaluate:
         "../../environment.yml"
     threads: THREADS["evaluate"]
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=RESOURCES["evaluate"]["mem_mb"],
+        runtime=RESOURCES["evaluate"]["runtime"],
     shell:
         "python -m pcreg evaluate --data {params.data} --out {params.out} --threads {threads}"
         " {input.shards} > {log} 2>&1"
