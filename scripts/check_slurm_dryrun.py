@@ -112,7 +112,8 @@ def check(jobs: list[dict], device: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False,
+                                     epilog="Other arguments are passed to snakemake (e.g. --config device=cpu).")
     parser.add_argument("--configfile", default=str(ROOT / "config" / "paper.yaml"))
     parser.add_argument("--profile", default=str(ROOT / "profiles" / "slurm"))
     parser.add_argument("--jobs", type=int, default=500)
@@ -127,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     from pcreg.config import validate_config
 
     device = validate_config(yaml.safe_load(Path(args.configfile).read_text()))["device"]
+    device = next((e.split("=", 1)[1] for e in extra if e.startswith("device=")), device)  # --config device=...
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--profile", args.profile,
            "--executor", "slurm", "--jobs", str(args.jobs), "--dry-run", "--forceall", "all",
            "--configfile", args.configfile, *extra]
