@@ -13,6 +13,7 @@ and LaTeX show formatted cells. Cell conventions, the same in every table:
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -171,13 +172,41 @@ def doc_to_latex(doc: TableDoc) -> str:
     return "\n".join(lines) + "\n"
 
 
+_HTML_STYLE = ("body{font-family:sans-serif;font-size:13px} table{border-collapse:collapse}"
+               " th,td{border:1px solid #ccc;padding:3px 6px;text-align:center} td:first-child{text-align:left}"
+               " tr.section td{background:#eee;font-style:italic;text-align:left} caption{font-weight:bold;"
+               "text-align:left;padding:4px 0}")
+
+
+def doc_to_html(doc: TableDoc) -> str:
+    """A standalone HTML page of the table (what the Snakemake report shows inline)."""
+    n = len(doc.columns)
+    lines = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'>", f"<style>{_HTML_STYLE}</style></head><body>",
+             f"<table><caption>{html.escape(doc.caption)}</caption>",
+             "<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in doc.columns) + "</tr>"]
+    for row in doc.rows:
+        if isinstance(row, str):
+            lines.append(f"<tr class='section'><td colspan='{n}'>{html.escape(row)}</td></tr>")
+        else:
+            lines.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>")
+    lines.append("</table>")
+    if doc.notes:
+        lines.append("<ul>" + "".join(f"<li>{html.escape(note)}</li>" for note in doc.notes) + "</ul>")
+    lines.append("</body></html>")
+    return "\n".join(lines) + "\n"
+
+
 def write_doc(doc: TableDoc, data: pd.DataFrame, stem: Path) -> list[Path]:
-    """Write ``<stem>.csv`` (``data``, full precision), ``<stem>.md`` and ``<stem>.tex`` (``doc``)."""
+    """Write ``<stem>.csv`` (``data``, full precision), ``.md``, ``.tex`` and ``.html`` (``doc``).
+
+    The HTML page is what the Snakemake report shows; the other three are the tables proper.
+    """
     stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_name(stem.name + ext) for ext in (".csv", ".md", ".tex")]
+    paths = [stem.with_name(stem.name + ext) for ext in (".csv", ".md", ".tex", ".html")]
     data.to_csv(paths[0], index=False)
     paths[1].write_text(doc_to_markdown(doc))
     paths[2].write_text(doc_to_latex(doc))
+    paths[3].write_text(doc_to_html(doc))
     return paths
 
 
@@ -257,5 +286,5 @@ def to_markdown(frame: pd.DataFrame) -> str:
 
 def write_table(summary: pd.DataFrame, stem: Path, caption: str,
                 metrics: dict[str, tuple[str, int]] = SUMMARY_METRICS, notes: Sequence[str] = ()) -> list[Path]:
-    """Write the overview ``<stem>.csv`` (full precision), ``<stem>.md`` and ``<stem>.tex``."""
+    """Write the overview ``<stem>.csv`` (full precision), ``.md``, ``.tex`` and ``.html``."""
     return write_doc(overview_doc(summary, caption, metrics, notes), summary, stem)

@@ -82,6 +82,8 @@ def test_audit_run_identity_and_table(data, tmp_path, monkeypatch):
     assert "Fixed-copy oracle" in md and "Copier: NCC" in md and "copies fixed?" in md
     assert "not registration" in md  # the verdict is spelled out for the flagged method
     assert "\\begin{tabular}" in paths[2].read_text()
+    page = paths[3].read_text()  # the report's view of the table
+    assert page.count("<tr>") == 1 + 3 and "copies fixed?" in page
 
 
 def test_audit_run_needs_a_model_for_trainable_methods(data, tmp_path, monkeypatch):

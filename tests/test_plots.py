@@ -62,7 +62,7 @@ def test_aggregate_and_ablation_commands(tmp_path):
     args = ["--dataset", "d", "--runs", _runs_json(runs), "--paper-reference", "fire-reg-256"]
     assert main(["aggregate", *args, "--out-dir", str(out), "--n-boot", "200", "--seed", "5"]) == 0
     for stem in ("d", "table1_d", "stats_d", "geometry_d"):
-        for ext in ("csv", "md", "tex"):
+        for ext in ("csv", "md", "tex", "html"):
             assert (out / f"{stem}.{ext}").stat().st_size > 100
     assert (out / "fire_curves_d.csv").is_file()
     stats = pd.read_csv(out / "stats_d.csv")

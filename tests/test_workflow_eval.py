@@ -57,7 +57,7 @@ def test_workflow_writes_every_table_figure_and_the_report(tmp_path):
     res = tmp_path / "results"
     for d in ("fundus", "orpam"):
         for stem in (d, f"table1_{d}", f"stats_{d}", f"geometry_{d}", f"audit_{d}"):
-            for ext in ("csv", "md", "tex"):
+            for ext in ("csv", "md", "tex", "html"):
                 assert (res / "tables" / f"{stem}.{ext}").stat().st_size > 50, stem
         for fig in ("qualitative", "boxplots", "speed", "fire_success", "training"):
             assert (res / "figures" / f"{d}_{fig}.png").stat().st_size > 5000, fig
@@ -69,4 +69,4 @@ def test_workflow_writes_every_table_figure_and_the_report(tmp_path):
     report = _snakemake(tmp_path, "--report", str(res / "report.html"), "--configfile", str(cfg))
     assert report.returncode == 0, report.stderr[-2000:]
     html = (res / "report.html").read_text()
-    assert "audit_fundus.md" in html and "orpam_fire_success.png" in html
+    assert "audit_fundus.html" in html and "orpam_fire_success.png" in html

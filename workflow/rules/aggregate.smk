@@ -9,17 +9,18 @@ rule aggregate:
         dataset_pairs,
     output:
         csv="results/tables/{dataset}.csv",
-        md=report("results/tables/{dataset}.md", caption="../report/table.rst", category="{dataset}",
-                  subcategory="1 Summary tables"),
+        md="results/tables/{dataset}.md",
         tex="results/tables/{dataset}.tex",
-        table1=multiext("results/tables/table1_{dataset}", ".csv", ".tex"),
-        table1_md=report("results/tables/table1_{dataset}.md", caption="../report/table1.rst",
+        html=report("results/tables/{dataset}.html", caption="../report/table.rst", category="{dataset}",
+                    subcategory="1 Summary tables"),
+        table1=multiext("results/tables/table1_{dataset}", ".csv", ".md", ".tex"),
+        table1_html=report("results/tables/table1_{dataset}.html", caption="../report/table1.rst",
                          category="{dataset}", subcategory="1 Summary tables"),
-        stats=multiext("results/tables/stats_{dataset}", ".csv", ".tex"),
-        stats_md=report("results/tables/stats_{dataset}.md", caption="../report/stats.rst", category="{dataset}",
+        stats=multiext("results/tables/stats_{dataset}", ".csv", ".md", ".tex"),
+        stats_html=report("results/tables/stats_{dataset}.html", caption="../report/stats.rst", category="{dataset}",
                         subcategory="2 Statistics"),
-        geometry=multiext("results/tables/geometry_{dataset}", ".csv", ".tex"),
-        geometry_md=report("results/tables/geometry_{dataset}.md", caption="../report/geometry.rst",
+        geometry=multiext("results/tables/geometry_{dataset}", ".csv", ".md", ".tex"),
+        geometry_html=report("results/tables/geometry_{dataset}.html", caption="../report/geometry.rst",
                            category="{dataset}", subcategory="3 Geometry"),
         curves="results/tables/fire_curves_{dataset}.csv",
     params:
@@ -54,8 +55,8 @@ rule table3:
         pairs=dataset_pairs,
         registered=lambda w: [f"results/{w.dataset}/{r}/registered.npy" for r in runs_for(w.dataset)],
     output:
-        other=multiext("results/tables/table3_{dataset}", ".csv", ".tex"),
-        md=report("results/tables/table3_{dataset}.md", caption="../report/table3.rst", category="{dataset}",
+        other=multiext("results/tables/table3_{dataset}", ".csv", ".md", ".tex"),
+        html=report("results/tables/table3_{dataset}.html", caption="../report/table3.rst", category="{dataset}",
                   subcategory="1 Summary tables"),
     params:
         data=lambda w: f"{DATA}/{w.dataset}",
@@ -83,8 +84,8 @@ rule ablation:
     input:
         dataset_pairs,
     output:
-        other=multiext("results/tables/ablation_{dataset}", ".csv", ".tex"),
-        md=report("results/tables/ablation_{dataset}.md", caption="../report/ablation.rst", category="{dataset}",
+        other=multiext("results/tables/ablation_{dataset}", ".csv", ".md", ".tex"),
+        html=report("results/tables/ablation_{dataset}.html", caption="../report/ablation.rst", category="{dataset}",
                   subcategory="1 Summary tables"),
     params:
         runs=lambda w: eval_runs_json(w.dataset),

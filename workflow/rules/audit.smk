@@ -40,8 +40,8 @@ rule audit_table:
         data=f"{DATA}/{{dataset}}/dataset.json",
         audits=lambda w: [f"results/{w.dataset}/{r}/audit.csv" for r in runs_for(w.dataset)],
     output:
-        other=multiext("results/tables/audit_{dataset}", ".csv", ".tex"),
-        md=report("results/tables/audit_{dataset}.md", caption="../report/audit.rst", category="{dataset}",
+        other=multiext("results/tables/audit_{dataset}", ".csv", ".md", ".tex"),
+        html=report("results/tables/audit_{dataset}.html", caption="../report/audit.rst", category="{dataset}",
                   subcategory="5 Sanity audit"),
     params:
         data=lambda w: f"{DATA}/{w.dataset}",

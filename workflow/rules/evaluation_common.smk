@@ -5,7 +5,7 @@ import re
 from pcreg.datasets import get_dataset_type
 
 PAPER_ORPAM = ("orpam-4k", "orpam-temporal-26k")
-TABLE_EXTS = ["csv", "md", "tex"]
+TABLE_EXTS = ["csv", "md", "tex", "html"]  # html: the report's view
 PLOTS = ["boxplots", "speed", "fire_success", "training"]
 # Only configured dataset names: "results/tables/{dataset}.csv" must not also match "table1_<dataset>.csv".
 DATASET_RE = "|".join(re.escape(d) for d in DATASETS)
