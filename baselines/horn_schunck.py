@@ -152,7 +152,7 @@ class HornSchunck(Method):
             "iterations": {
                 "type": "integer",
                 "minimum": 1,
-                "default": 150,
+                "default": 100,
                 "description": "Jacobi iterations per warp at each pyramid level.",
             },
             "warps": {

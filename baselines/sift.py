@@ -86,8 +86,9 @@ class SIFT(Method):
             "nfeatures": {
                 "type": "integer",
                 "minimum": 0,
-                "default": 2000,
-                "description": "Keep at most this many strongest SIFT keypoints per image (0 = all).",
+                "default": 500,
+                "description": "Keep at most this many strongest SIFT keypoints per image (0 = all); bounds the "
+                "descriptor and matching time (about 0.05 s per 256x256 pair at 500).",
             },
             "n_octave_layers": {
                 "type": "integer",
@@ -98,8 +99,8 @@ class SIFT(Method):
             "contrast_threshold": {
                 "type": "number",
                 "exclusiveMinimum": 0,
-                "default": 0.02,
-                "description": "SIFT contrast threshold; lower keeps weaker keypoints (OpenCV default 0.04).",
+                "default": 0.04,
+                "description": "SIFT contrast threshold (OpenCV's default); lower keeps weaker keypoints.",
             },
             "edge_threshold": {
                 "type": "number",
