@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,7 +103,9 @@ def parse_control_points(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """Read a FIRE control-point file: rows ``x1 y1 x2 y2`` -> ``(fixed_xy, moving_xy)``, each ``(K, 2)``."""
     path = Path(path)
     try:
-        arr = np.loadtxt(path, dtype=np.float64, ndmin=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # an empty file is reported below, not as a warning
+            arr = np.loadtxt(path, dtype=np.float64, ndmin=2)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot parse FIRE control points {path}: {exc}") from None
     if arr.ndim != 2 or arr.shape[1] != 4 or len(arr) == 0:
