@@ -145,7 +145,7 @@ def _images_by_stem(folder: Path) -> dict[str, Path]:
     return found
 
 
-def _natural_key(text: str) -> list:
+def natural_key(text: str) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
 
 
@@ -187,7 +187,7 @@ def find_pairs(root: Path, params: dict) -> list[FolderPair]:
         )
     lm_dir = root / params["landmarks_dir"]
     pairs = []
-    for name in sorted(moving, key=_natural_key):
+    for name in sorted(moving, key=natural_key):
         lm = lm_dir / f"{name}.csv"
         pairs.append(FolderPair(name, moving[name], fixed[name], lm if lm.is_file() else None))
     return pairs
@@ -213,7 +213,7 @@ def assign_splits(names: list[str], fractions: dict[str, float], seed: int) -> d
     total = sum(fractions.get(s, 0.0) for s in SPLITS)
     if total <= 0:
         raise UserError("split fractions sum to 0; give at least one split a positive share")
-    order = sorted(names, key=_natural_key)
+    order = sorted(names, key=natural_key)
     perm = np.random.default_rng(seed).permutation(len(order))
     n = len(order)
     n_train = math.floor(n * fractions.get("train", 0.0) / total + 0.5)
@@ -224,7 +224,9 @@ def assign_splits(names: list[str], fractions: dict[str, float], seed: int) -> d
     return out
 
 
-def _fit(img: np.ndarray, shape: tuple[int, int], mode: str, where: str) -> tuple[np.ndarray, tuple[float, float]]:
+def fit_to_shape(
+    img: np.ndarray, shape: tuple[int, int], mode: str, where: str
+) -> tuple[np.ndarray, tuple[float, float]]:
     """Bring ``img`` to ``shape``; returns the image and the (x, y) scale applied to coordinates."""
     h, w = img.shape
     if mode == "resize":
@@ -288,8 +290,8 @@ def prepare(root: Path, name: str, params: dict, seed: int) -> Path:
             for p in pairs:
                 if split_of[p.name] != split:
                     continue
-                mov, scale = _fit(read_gray(p.moving, params["color"]), shape, params["resize"], str(p.moving))
-                fix, _ = _fit(read_gray(p.fixed, params["color"]), shape, params["resize"], str(p.fixed))
+                mov, scale = fit_to_shape(read_gray(p.moving, params["color"]), shape, params["resize"], str(p.moving))
+                fix, _ = fit_to_shape(read_gray(p.fixed, params["color"]), shape, params["resize"], str(p.fixed))
                 fixed_xy = moving_xy = None
                 if p.landmarks is not None:
                     f_xy, m_xy = read_landmarks(p.landmarks)
