@@ -230,7 +230,8 @@ def prepare(root: Path, name: str, params: dict, seed: int) -> Path:
     counts = {s: sum(1 for v in split_of.values() if v == s) for s in SPLITS}
     orig = image_width(pairs[0].fixed_path)
     scale = orig / size
-    spec = {"source": params["source_dir"] or params["url"], "sha256": params["sha256"], "original_size": orig,
+    spec = {"source": params["source_dir"] or params["url"], "original_size": orig,
+            "sha256": None if params["source_dir"] else params["sha256"],
             "fixed": "<ID>_1", "moving": "<ID>_2", "excluded": list(params["exclude_pairs"])}
     with DatasetWriter(root, name=name, dataset_type=TYPE, image_shape=(size, size), split_sizes=counts,
                        has_field=False, spec=spec, original_scale=scale) as writer:

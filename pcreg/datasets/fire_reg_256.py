@@ -138,7 +138,8 @@ def prepare(root: Path, name: str, params: dict, seed: int) -> Path:
                       "test: scores are optimistic (leakage); use split_by: pair for honest numbers", stacklevel=2)
         labels = _patch_splits(len(items), params["fractions"], seed)
     counts = {s: labels.count(s) for s in SPLITS}
-    spec = {"source": params["source_dir"] or params["url"], "sha256": params["sha256"], "original_size": orig,
+    spec = {"source": params["source_dir"] or params["url"], "original_size": orig,
+            "sha256": None if params["source_dir"] else params["sha256"],
             "working_size": size, "patch_size": patch, "stride": params["stride"],
             "min_fov_fraction": params["min_fov_fraction"], "windows_per_pair": len(wins),
             "split_by": params["split_by"], "leaky_split": params["split_by"] == "patch",
