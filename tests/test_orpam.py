@@ -22,7 +22,7 @@ from pcreg.datasets import orpam
 from pcreg.datasets.format import PreparedDataset
 from pcreg.errors import UserError
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.filterwarnings("ignore:orpam .*differ from the published")]
 
 
 def _png(value: float, shape: tuple[int, int] = (16, 24)) -> bytes:
