@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -164,18 +163,3 @@ def test_fire_whole_images_tre_at_original_resolution(fire_tree: Path, tmp_path:
         # the unregistered TRE, scaled back, is the mean control-point distance in original pixels
         expected = float(np.linalg.norm(PAIRS[pid]))
         assert tre(zero, fixed_xy, moving_xy) * ds.original_scale == pytest.approx(expected, abs=2e-3)
-
-
-def test_fire_protocol_auc() -> None:
-    errors = {"S01": 0.5, "S02": 3.0, "S03": 30.0, "P01": float("nan"), "A01": 10.0}
-    cats = {k: k[0] for k in errors}
-    out = fire.fire_protocol(errors, cats)
-    assert out["n"] == {"S": 3, "P": 1, "A": 1, "all": 5}
-    assert out["success"]["S"][0] == pytest.approx(100 / 3) and out["success"]["S"][3] == pytest.approx(200 / 3)
-    assert out["auc"]["S"] == pytest.approx((3 * 100 / 3 + 22 * 200 / 3) / 2500)
-    assert out["auc"]["P"] == 0.0  # a failed pair counts as 1e6 px
-    assert out["auc"]["A"] == pytest.approx(15 * 100 / 2500)
-    assert out["mAUC"] == pytest.approx(np.mean([out["auc"][c] for c in "SPA"]))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert np.isnan(fire.fire_protocol({}, {})["mAUC"])

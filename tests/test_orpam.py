@@ -69,7 +69,7 @@ def test_4k_layout_from_local_copy(tmp_path: Path, roles_first: bool) -> None:
     assert moving.shape == (16, 24)  # native size kept
     assert moving[1, 1] == pytest.approx(int(0.21 * 255) / 255)  # the even image is the moving one
     assert fixed[1, 1] == pytest.approx(int(0.61 * 255) / 255)
-    assert ds.manifest["sequence"].isna().all()  # no sequences in the 4K variant
+    assert (ds.manifest["sequence"] == "").all()  # no sequences in the 4K variant
 
 
 def test_temporal_order_is_preserved(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ Conventions of this suite:
   exactly by ``s`` and TRE in original pixels is ``tre_px * original_scale``.
 
 The dataset type ``fire`` stores whole pairs resized to ``image_size`` and is
-evaluated with the standard FIRE protocol (:func:`fire_protocol`). By default
+evaluated with the standard FIRE protocol (:mod:`pcreg.fire_protocol`). By default
 every pair goes to ``test`` (the protocol's full set); with other fractions,
 pairs are split per category by :func:`split_pairs`, the same rule and seed as
 ``fire-reg-256``, so the two datasets put the same pairs in the same splits.
@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from pcreg.datasets.download import Remote, extract_7z, fetch
 from pcreg.datasets.folder import read_gray, resample
@@ -244,37 +243,3 @@ def prepare(root: Path, name: str, params: dict, seed: int) -> Path:
                            category=pair.category, fixed_xy=to_dataset_xy(pair.fixed_xy, scale),
                            moving_xy=to_dataset_xy(pair.moving_xy, scale))
     return Path(root)
-
-
-# ---------------------------------------------------------------------------------------------- protocol
-FAILED_ERROR = 1e6  # error assigned to a pair a method could not register, as in the common evaluation
-
-
-def fire_protocol(errors: pd.Series | dict[str, float], categories: pd.Series | dict[str, str],
-                  max_threshold: int = 25) -> dict:
-    """The standard FIRE evaluation on per-pair errors in **original** pixels.
-
-    ``errors``: pair id -> mean control-point error (``tre_px * original_scale``;
-    NaN or missing = failed, counted as 1e6). Success rate at ``t`` = share of
-    pairs (in %) with error < t, t = 1..``max_threshold``; AUC per category =
-    mean success rate / 100; mAUC = mean of the S, P, A AUCs that have pairs.
-    Returns ``{"thresholds", "success": {cat: [...]}, "auc": {cat: x}, "mAUC",
-    "n": {cat: count}}`` with the categories plus "all".
-    """
-    err = pd.Series(errors, dtype=np.float64)
-    cats = pd.Series(categories, dtype=object).reindex(err.index)
-    err = err.fillna(FAILED_ERROR)
-    thresholds = list(range(1, max_threshold + 1))
-    out: dict = {"thresholds": thresholds, "success": {}, "auc": {}, "n": {}}
-    groups = {c: err[cats == c] for c in CATEGORIES}
-    groups["all"] = err
-    for cat, e in groups.items():
-        out["n"][cat] = int(len(e))
-        if len(e) == 0:
-            continue
-        rates = [float(100.0 * (e < t).mean()) for t in thresholds]
-        out["success"][cat] = rates
-        out["auc"][cat] = float(sum(rates) / (100.0 * len(thresholds)))
-    present = [out["auc"][c] for c in CATEGORIES if c in out["auc"]]
-    out["mAUC"] = float(np.mean(present)) if present else float("nan")
-    return out
