@@ -69,8 +69,8 @@ def _explain(label: str, row: dict) -> str:
             f"moving image (drop {drop:.3f}; chance {row['chance_ncc']:.3f}) and {row['ncc_blank']:.3f} with a blank "
             f"moving image (drop {row['ncc_drop_blank']:.3f}); it {retained} → {row['verdict']}.")
     if row["verdict"] == "copies fixed?":
-        text += " Its intensity scores barely depend on the moving image: they measure reproduction of the fixed " \
-                "image, not registration."
+        text += (" At least half of its advantage over chance survives with the wrong moving image: its intensity "
+                 "scores largely measure how well it reproduces the fixed image, not registration.")
     return text
 
 
@@ -98,7 +98,9 @@ def audit_doc(summary: pd.DataFrame, labels: dict[str, str], dataset: str, n_pai
         "other pair's moving image with the fixed image (what the unregistered input scores). Retained = (NCC other "
         "pair − chance) / (NCC − chance): 0 for identity, 1 for the fixed-copy oracle. Verdict: 'copies fixed?' when "
         f"Retained ≥ {audit.RETAINED_COPY}, 'uses moving' below, 'inconclusive' when NCC − chance < "
-        f"{audit.MARGIN_MIN}.",
+        f"{audit.MARGIN_MIN}. A deformable method can also earn this flag by warping unrelated content into the "
+        "fixed image's shape; for methods with a field, TRE and EPE (geometry table) measure registration without "
+        "relying on intensities.",
         *[_explain(labels.get(r["method"], r["method"]), r) for r in summary.to_dict("records")],
     ]
     return TableDoc(columns, rows, f"{dataset}: sanity audit (registration or copying of the fixed image?)", notes)
