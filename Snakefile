@@ -1,4 +1,4 @@
-# pcreg-bench workflow: prepare -> (fit) -> register (sharded) -> evaluate -> aggregate, figures, manifest.
+# pcreg-bench workflow: prepare -> (fit) -> register (sharded) -> evaluate -> tables, figures, audit, manifest.
 # Rules are thin: each calls the package's command line (python -m pcreg ...); logic lives in pcreg/ and baselines/.
 import json
 import sys
@@ -30,13 +30,14 @@ config.update(_validated)
 include: "workflow/rules/common.smk"
 include: "workflow/rules/prepare.smk"
 include: "workflow/rules/register.smk"
+include: "workflow/rules/evaluation_common.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/audit.smk"
 
 
 rule all:
     input:
-        expand("results/tables/{dataset}.{ext}", dataset=DATASETS, ext=["csv", "md", "tex"]),
-        expand("results/figures/{dataset}_qualitative.png", dataset=DATASETS),
+        evaluation_targets(),
         [f"results/{d}/{r}/pairs.csv" for d in DATASETS for r in runs_for(d)],
         "results/manifest.json",
     default_target: True

@@ -72,20 +72,91 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def _runs(text: str):  # noqa: ANN202
     from pcreg.tables import Run
 
-    return [Run(r["id"], r["label"], r["group"], Path(r["pairs_csv"])) for r in _json(text)]
+    return [Run(r["id"], r["label"], r["group"], Path(r["pairs_csv"]), method=r.get("method", r["id"]),
+                trainable=bool(r.get("trainable", False)), params=r.get("params") or {}) for r in _json(text)]
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
-    from pcreg.tables import summarize_runs, write_table
+    from pcreg.paper_tables import table1
+    from pcreg.result_tables import geometry_table, stats_table
+    from pcreg.tables import load_pairs, summarize_runs, write_doc, write_table
 
-    summary = summarize_runs(_runs(args.runs))
-    write_table(summary, Path(args.out_stem), f"{args.dataset}: test pairs, mean ± std per method")
+    runs = _runs(args.runs)
+    out = Path(args.out_dir)
+    ds = args.dataset
+    summary = summarize_runs(runs, n_boot=args.n_boot, seed=args.seed, alpha=args.alpha)
+    write_table(summary, out / ds, f"{ds}: test pairs, mean ± std per method",
+                notes=["n/a: the metric does not apply (no field, no landmarks or no ground-truth field). "
+                       "TRE here in pixels of the dataset's images; at the original resolution in the geometry "
+                       "table. The CSV has the bootstrap CIs."])
+    pairs = load_pairs(runs)
+    data, doc = table1(summary, runs, ds, args.paper_reference)
+    write_doc(doc, data, out / f"table1_{ds}")
+    data, doc = stats_table(pairs, runs, ds, reference=args.reference, n_boot=args.n_boot, seed=args.seed,
+                            alpha=args.alpha)
+    write_doc(doc, data, out / f"stats_{ds}")
+    data, doc, curves = geometry_table(pairs, runs, ds)
+    write_doc(doc, data, out / f"geometry_{ds}")
+    curves.to_csv(out / f"fire_curves_{ds}.csv", index=False)
+
+
+def cmd_table3(args: argparse.Namespace) -> None:
+    from pcreg.datasets.format import PreparedDataset
+    from pcreg.paper_tables import is_temporal, table3, temporal_by_run
+    from pcreg.tables import summarize_runs, write_doc
+
+    runs = _runs(args.runs)
+    summary = summarize_runs(runs)
+    temporal = odd = None
+    if is_temporal(PreparedDataset(args.data).split("test").manifest):
+        temporal, odd = temporal_by_run(Path(args.data), [r for r in runs if r.group != "ablation"])
+    data, doc = table3(summary, runs, args.dataset, args.paper_reference, temporal, odd)
+    write_doc(doc, data, Path(args.out_stem))
+
+
+def cmd_ablation(args: argparse.Namespace) -> None:
+    from pcreg.paper_tables import ablation_table
+    from pcreg.tables import summarize_runs, write_doc
+
+    runs = _runs(args.runs)
+    data, doc = ablation_table(summarize_runs(runs), runs, args.dataset, args.paper_reference)
+    write_doc(doc, data, Path(args.out_stem))
+
+
+def cmd_audit(args: argparse.Namespace) -> None:
+    from pcreg.audit_run import audit_run
+
+    audit_run(Path(args.data), _json(args.run), Path(args.out), n_pairs=args.pairs, seed=args.seed,
+              threads=args.threads, device=args.device, model_dir=Path(args.model) if args.model else None,
+              blank=args.blank)
+
+
+def cmd_audit_table(args: argparse.Namespace) -> None:
+    from pcreg.audit_run import audit_table
+
+    audit_table(Path(args.data), _runs(args.runs), [Path(p) for p in args.audit_files], Path(args.out_stem),
+                args.dataset, n_pairs=args.pairs, seed=args.seed, blank=args.blank)
 
 
 def cmd_figures(args: argparse.Namespace) -> None:
     from pcreg.figures import qualitative_grid
 
     qualitative_grid(Path(args.data), _runs(args.runs), Path(args.out), n_pairs=args.pairs)
+
+
+def cmd_plots(args: argparse.Namespace) -> None:
+    from pcreg.plots.results import box_plots, fire_success_curves, speed_accuracy, training_curves
+    from pcreg.result_tables import geometry_table
+    from pcreg.tables import load_pairs
+
+    runs = _runs(args.runs)
+    out, ds = Path(args.out_dir), args.dataset
+    pairs = load_pairs(runs)
+    box_plots(pairs, runs, ds, out / f"{ds}_boxplots.png")
+    speed_accuracy(pairs, runs, ds, out / f"{ds}_speed.png")
+    geometry, _, curves = geometry_table(pairs, runs, ds)
+    fire_success_curves(curves, runs, ds, out / f"{ds}_fire_success.png", aucs=geometry)
+    training_curves(runs, ds, out / f"{ds}_training.png")
 
 
 def cmd_manifest(args: argparse.Namespace) -> None:
@@ -134,20 +205,73 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("aggregate", help="summary tables of a dataset")
+    runs_help = "JSON list of {id, label, group, pairs_csv[, method, trainable, params]}"
+    paper_help = "the paper dataset whose numbers are shown beside ours (fire-reg-256, orpam-4k, orpam-temporal-26k)"
+
+    p = sub.add_parser("aggregate", help="summary, Table 1, statistics and geometry tables of a dataset")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--runs", required=True, help="JSON list of {id, label, group, pairs_csv}")
-    p.add_argument("--out-stem", required=True)
+    p.add_argument("--runs", required=True, help=runs_help)
+    p.add_argument("--out-dir", required=True, help="tables directory (results/tables)")
+    p.add_argument("--paper-reference", default=None, help=paper_help)
+    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples of the 95%% CI")
+    p.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level of the CI")
+    p.add_argument("--reference", default="pcreg_net", help="run id every method is tested against")
     common(p)
     p.set_defaults(func=cmd_aggregate)
 
+    p = sub.add_parser("table3", help="the paper's Table 3 (intra-frame and temporal metrics) of a dataset")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--data", required=True, help="prepared dataset directory")
+    p.add_argument("--runs", required=True, help=runs_help)
+    p.add_argument("--out-stem", required=True)
+    p.add_argument("--paper-reference", default=None, help=paper_help)
+    common(p)
+    p.set_defaults(func=cmd_table3)
+
+    p = sub.add_parser("ablation", help="the paper's Table 2 (ablation) of a dataset")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--runs", required=True, help=runs_help)
+    p.add_argument("--out-stem", required=True)
+    p.add_argument("--paper-reference", default=None, help=paper_help)
+    common(p)
+    p.set_defaults(func=cmd_ablation)
+
+    p = sub.add_parser("audit", help="re-run a method with a blank / another pair's moving image (sanity audit)")
+    p.add_argument("--data", required=True, help="prepared dataset directory")
+    p.add_argument("--run", required=True, help="the method run's config section as JSON")
+    p.add_argument("--out", required=True, help="per-pair audit CSV")
+    p.add_argument("--pairs", type=int, default=8, help="test pairs audited (drawn from the seed)")
+    p.add_argument("--blank", default="mean", choices=["mean", "zeros"])
+    p.add_argument("--model", help="model directory written by fit (trainable methods)")
+    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    common(p)
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("audit-table", help="the audit table of a dataset (with the fixed-copy oracle)")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--data", required=True, help="prepared dataset directory")
+    p.add_argument("--runs", required=True, help=runs_help)
+    p.add_argument("--out-stem", required=True)
+    p.add_argument("--pairs", type=int, default=8)
+    p.add_argument("--blank", default="mean", choices=["mean", "zeros"])
+    p.add_argument("audit_files", nargs="+", help="the runs' audit CSVs")
+    common(p)
+    p.set_defaults(func=cmd_audit_table)
+
     p = sub.add_parser("figures", help="qualitative grid of a dataset")
     p.add_argument("--data", required=True)
-    p.add_argument("--runs", required=True, help="JSON list of {id, label, group, pairs_csv}")
+    p.add_argument("--runs", required=True, help=runs_help)
     p.add_argument("--out", required=True)
     p.add_argument("--pairs", type=int, default=3)
     common(p)
     p.set_defaults(func=cmd_figures)
+
+    p = sub.add_parser("plots", help="box plots, speed vs accuracy, FIRE success and training curves of a dataset")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--runs", required=True, help=runs_help)
+    p.add_argument("--out-dir", required=True, help="figures directory (results/figures)")
+    common(p)
+    p.set_defaults(func=cmd_plots)
 
     p = sub.add_parser("manifest", help="write the provenance manifest")
     p.add_argument("--config", required=True, help="the validated config as JSON")

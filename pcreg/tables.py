@@ -1,16 +1,24 @@
 """Tables computed from ``pairs.csv`` files, written as CSV, Markdown and LaTeX.
 
-The CSV keeps full precision (``<metric>_mean``, ``<metric>_std``); Markdown and
-LaTeX show ``mean ± std``. A metric that does not apply to a method (no field,
-no landmarks) is shown as ``n/a``, never as a number.
+Every table is written three ways from one computation: the CSV keeps full
+precision in tidy columns (``<metric>_mean``, ``<metric>_std``, ...), Markdown
+and LaTeX show formatted cells. Cell conventions, the same in every table:
+
+- ``mean ± std``; ``∞`` for an infinite value (PSNR of an output equal to the
+  fixed image);
+- ``n/a``: the metric does not apply (no field, no landmarks, no ground truth),
+  never a made-up number;
+- ``—``: no value printed (the paper has no number there, or a test was not run).
 """
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,43 +36,220 @@ SUMMARY_METRICS: dict[str, tuple[str, int]] = {
 }
 
 GROUP_ORDER = ["reference", "traditional", "deep", "ablation"]
+NA = "n/a"
+DASH = "—"
 
 
 @dataclass(frozen=True)
 class Run:
-    """One method run as it appears in a table."""
+    """One method run as it appears in tables and figures."""
 
     id: str
     label: str
     group: str
     pairs_csv: Path
+    method: str = ""
+    trainable: bool = False
+    params: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def result_dir(self) -> Path:
+        """``results/<dataset>/<run>/``: where pairs.csv, registered.npy and model/ live."""
+        return self.pairs_csv.parent
 
 
-def summarize_runs(runs: Sequence[Run], metrics: dict[str, tuple[str, int]] = SUMMARY_METRICS) -> pd.DataFrame:
-    """Mean and standard deviation of each metric per run (NaN where the metric does not apply)."""
-    rows = []
-    for run in runs:
-        pairs = pd.read_csv(run.pairs_csv)
-        row: dict[str, object] = {"run": run.id, "label": run.label, "group": run.group, "n_pairs": len(pairs),
-                                  "n_failed": int(pairs["failed"].astype(bool).sum())}
-        for col in metrics:
-            values = pd.to_numeric(pairs[col], errors="coerce").to_numpy(float)
-            values = values[np.isfinite(values)]
-            row[f"{col}_mean"] = float(values.mean()) if len(values) else np.nan
-            row[f"{col}_std"] = float(values.std(ddof=1)) if len(values) > 1 else (0.0 if len(values) else np.nan)
-        rows.append(row)
-    table = pd.DataFrame(rows)
+def sort_runs(runs: Sequence[Run]) -> list[Run]:
+    """Runs in table order: by group (reference, traditional, deep, ablation), config order within a group."""
     order = {g: i for i, g in enumerate(GROUP_ORDER)}
-    table["_g"] = table["group"].map(order).fillna(len(order))
-    return table.sort_values("_g", kind="stable").drop(columns="_g").reset_index(drop=True)
+    return sorted(runs, key=lambda r: order.get(r.group, len(order)))
+
+
+# ----------------------------------------------------------------------------------------------- cell formatting
+
+
+def fmt_value(value: float | None, decimals: int, missing: str = NA) -> str:
+    """A number with fixed decimals; ``∞`` for infinity; ``missing`` for None/NaN."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return missing
+    value = float(value)
+    if math.isinf(value):
+        return "∞" if value > 0 else "−∞"
+    return f"{value:.{decimals}f}"
+
+
+def fmt_mean_std(mean: float | None, std: float | None, decimals: int) -> str:
+    """``mean ± std``; just the mean when the std is undefined; ``n/a`` when there is no mean."""
+    m = fmt_value(mean, decimals)
+    if m == NA or std is None or not math.isfinite(float(std)) or not math.isfinite(float(mean)):
+        return m
+    return f"{m} ± {float(std):.{decimals}f}"
+
+
+def fmt_ci(low: float | None, high: float | None, decimals: int) -> str:
+    """``[low, high]`` or ``n/a``."""
+    if low is None or high is None or math.isnan(float(low)) or math.isnan(float(high)):
+        return NA
+    return f"[{fmt_value(low, decimals)}, {fmt_value(high, decimals)}]"
+
+
+def fmt_p(p: float | None) -> str:
+    """A p-value with 3 significant digits (``<0.001`` below that); ``—`` when no test was possible."""
+    if p is None or math.isnan(float(p)):
+        return DASH
+    return "<0.001" if p < 1e-3 else f"{p:.3f}"
 
 
 def format_mean_std(mean: float, std: float, decimals: int, latex: bool = False) -> str:
-    """``mean ± std`` with fixed decimals, or ``n/a`` when the mean is not a number."""
-    if mean is None or not math.isfinite(mean):
-        return "n/a"
-    pm = " $\\pm$ " if latex else " ± "
-    return f"{mean:.{decimals}f}{pm}{std:.{decimals}f}"
+    """``mean ± std`` (kept for callers of the first version; ``latex`` gives LaTeX markup)."""
+    text = fmt_mean_std(mean, std, decimals)
+    return latex_cell(text) if latex else text
+
+
+# ------------------------------------------------------------------------------------------------ documents
+
+
+@dataclass
+class TableDoc:
+    """A formatted table: header cells, rows (a ``str`` row is a section heading), caption and notes."""
+
+    columns: list[str]
+    rows: list[list[str] | str]
+    caption: str
+    notes: list[str] = field(default_factory=list)
+
+
+def doc_to_markdown(doc: TableDoc) -> str:
+    """Caption in bold, a GitHub-flavoured table (section rows in italics), notes as a list."""
+    n = len(doc.columns)
+    lines = [f"**{doc.caption}**", "", "| " + " | ".join(doc.columns) + " |", "|" + "---|" * n]
+    for row in doc.rows:
+        if isinstance(row, str):
+            lines.append("| *" + row + "* |" + " |" * (n - 1))
+        else:
+            lines.append("| " + " | ".join(str(c) for c in row) + " |")
+    if doc.notes:
+        lines.append("")
+        lines += [f"- {note}" for note in doc.notes]
+    return "\n".join(lines) + "\n"
+
+
+_LATEX_SYMBOLS = {"±": "$\\pm$", "∞": "$\\infty$", "−": "$-$", "—": "---", "Δ": "$\\Delta$", "≥": "$\\geq$",
+                  "≤": "$\\leq$", "|": "$|$", "<": "$<$", ">": "$>$", "×": "$\\times$"}
+
+
+def latex_cell(text: str) -> str:
+    """Escape LaTeX specials and map the unicode symbols the tables use to LaTeX."""
+    out = []
+    for ch in str(text):
+        if ch in "\\":
+            out.append("\\textbackslash{}")
+        elif ch in "&%_#{}$":
+            out.append("\\" + ch)
+        else:
+            out.append(_LATEX_SYMBOLS.get(ch, ch))
+    return "".join(out)
+
+
+def doc_to_latex(doc: TableDoc) -> str:
+    """A booktabs ``table`` with caption; section rows span all columns; notes follow as a footnote block."""
+    n = len(doc.columns)
+    lines = ["\\begin{table}[ht]", "\\centering", "\\small", f"\\caption{{{latex_cell(doc.caption)}}}",
+             "\\begin{tabular}{l" + "c" * (n - 1) + "}", "\\toprule",
+             " & ".join(latex_cell(c) for c in doc.columns) + " \\\\", "\\midrule"]
+    first = True
+    for row in doc.rows:
+        if isinstance(row, str):
+            if not first:
+                lines.append("\\midrule")
+            lines.append(f"\\multicolumn{{{n}}}{{l}}{{\\textit{{{latex_cell(row)}}}}} \\\\")
+        else:
+            lines.append(" & ".join(latex_cell(c) for c in row) + " \\\\")
+        first = False
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    if doc.notes:
+        lines.append("\\par\\footnotesize " + " ".join(latex_cell(n_) for n_ in doc.notes))
+    lines.append("\\end{table}")
+    return "\n".join(lines) + "\n"
+
+
+_HTML_STYLE = ("body{font-family:sans-serif;font-size:13px} table{border-collapse:collapse}"
+               " th,td{border:1px solid #ccc;padding:3px 6px;text-align:center} td:first-child{text-align:left}"
+               " tr.section td{background:#eee;font-style:italic;text-align:left} caption{font-weight:bold;"
+               "text-align:left;padding:4px 0}")
+
+
+def doc_to_html(doc: TableDoc) -> str:
+    """A standalone HTML page of the table (what the Snakemake report shows inline)."""
+    n = len(doc.columns)
+    lines = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'>", f"<style>{_HTML_STYLE}</style></head><body>",
+             f"<table><caption>{html.escape(doc.caption)}</caption>",
+             "<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in doc.columns) + "</tr>"]
+    for row in doc.rows:
+        if isinstance(row, str):
+            lines.append(f"<tr class='section'><td colspan='{n}'>{html.escape(row)}</td></tr>")
+        else:
+            lines.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>")
+    lines.append("</table>")
+    if doc.notes:
+        lines.append("<ul>" + "".join(f"<li>{html.escape(note)}</li>" for note in doc.notes) + "</ul>")
+    lines.append("</body></html>")
+    return "\n".join(lines) + "\n"
+
+
+def write_doc(doc: TableDoc, data: pd.DataFrame, stem: Path) -> list[Path]:
+    """Write ``<stem>.csv`` (``data``, full precision), ``.md``, ``.tex`` and ``.html`` (``doc``).
+
+    The HTML page is what the Snakemake report shows; the other three are the tables proper.
+    """
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_name(stem.name + ext) for ext in (".csv", ".md", ".tex", ".html")]
+    data.to_csv(paths[0], index=False)
+    paths[1].write_text(doc_to_markdown(doc))
+    paths[2].write_text(doc_to_latex(doc))
+    paths[3].write_text(doc_to_html(doc))
+    return paths
+
+
+# ------------------------------------------------------------------------------------------------ overview
+
+
+def load_pairs(runs: Sequence[Run]) -> pd.DataFrame:
+    """All runs' pairs.csv stacked into one tidy frame with a ``run`` column (``category`` "" when absent)."""
+    frames = []
+    for run in runs:
+        df = pd.read_csv(run.pairs_csv, dtype={"pair_id": str, "category": str, "reason": str})
+        df["category"] = df["category"].fillna("")
+        df["failed"] = df["failed"].astype(str).str.lower().isin(["true", "1"])
+        df.insert(0, "run", run.id)
+        frames.append(df)
+    if not frames:
+        return pd.DataFrame(columns=["run", "pair_id", "category", "failed"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def summarize_runs(runs: Sequence[Run], metrics: dict[str, tuple[str, int]] = SUMMARY_METRICS,
+                   n_boot: int = 0, seed: int = 0, alpha: float = 0.05) -> pd.DataFrame:
+    """Mean, std (and with ``n_boot`` > 0 a bootstrap CI of the mean) of each metric per run.
+
+    NaN where a metric does not apply. Rows are in :func:`sort_runs` order.
+    """
+    from pcreg.stats import summarize
+
+    rows = []
+    for run in sort_runs(runs):
+        pairs = pd.read_csv(run.pairs_csv)
+        row: dict[str, object] = {"run": run.id, "label": run.label, "group": run.group, "n_pairs": len(pairs),
+                                  "n_failed": int(pairs["failed"].astype(str).str.lower().isin(["true", "1"]).sum())}
+        for col in metrics:
+            values = pd.to_numeric(pairs[col], errors="coerce").to_numpy(float) if col in pairs else np.array([])
+            s = summarize(values, n_boot=max(n_boot, 1), seed=seed, alpha=alpha)
+            row[f"{col}_mean"], row[f"{col}_std"] = s["mean"], s["std"]
+            if s["n"] == 1:
+                row[f"{col}_std"] = 0.0
+            if n_boot > 0:
+                row[f"{col}_ci_low"], row[f"{col}_ci_high"] = s["ci_low"], s["ci_high"]
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def display_frame(summary: pd.DataFrame, metrics: dict[str, tuple[str, int]] = SUMMARY_METRICS,
@@ -77,38 +262,29 @@ def display_frame(summary: pd.DataFrame, metrics: dict[str, tuple[str, int]] = S
     return out
 
 
+def overview_doc(summary: pd.DataFrame, caption: str, metrics: dict[str, tuple[str, int]] = SUMMARY_METRICS,
+                 notes: Sequence[str] = ()) -> TableDoc:
+    """Overview table: one row per run grouped by group, every metric as ``mean ± std``."""
+    frame = display_frame(summary, metrics)
+    rows: list[list[str] | str] = []
+    last = None
+    for group, row in zip(summary["group"], frame.drop(columns="Group").itertuples(index=False)):
+        if group != last:
+            rows.append(str(group))
+            last = group
+        rows.append([str(c) for c in row])
+    return TableDoc(["Method", *list(frame.columns[2:])], rows, caption, list(notes))
+
+
 def to_markdown(frame: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table."""
+    """A GitHub-flavoured Markdown table of a plain frame."""
     cols = list(frame.columns)
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join(lines) + "\n"
 
 
-def _tex_escape(text: str) -> str:
-    for a, b in (("\\", "\\textbackslash{}"), ("&", "\\&"), ("%", "\\%"), ("_", "\\_"), ("#", "\\#")):
-        text = text.replace(a, b)
-    return text
-
-
-def to_latex(frame: pd.DataFrame, caption: str) -> str:
-    """A standalone ``tabular`` (booktabs) with a caption comment; cells may already contain LaTeX."""
-    cols = list(frame.columns)
-    lines = [f"% {caption}", "\\begin{tabular}{" + "l" * 2 + "c" * (len(cols) - 2) + "}", "\\toprule",
-             " & ".join(_tex_escape(c) for c in cols) + " \\\\", "\\midrule"]
-    for row in frame.itertuples(index=False):
-        cells = [str(v) if "$" in str(v) else _tex_escape(str(v)) for v in row]
-        lines.append(" & ".join(cells) + " \\\\")
-    lines += ["\\bottomrule", "\\end{tabular}"]
-    return "\n".join(lines) + "\n"
-
-
 def write_table(summary: pd.DataFrame, stem: Path, caption: str,
-                metrics: dict[str, tuple[str, int]] = SUMMARY_METRICS) -> list[Path]:
-    """Write ``<stem>.csv`` (full precision), ``<stem>.md`` and ``<stem>.tex``."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_suffix(".csv"), stem.with_suffix(".md"), stem.with_suffix(".tex")]
-    summary.to_csv(paths[0], index=False)
-    paths[1].write_text(f"**{caption}**\n\n" + to_markdown(display_frame(summary, metrics)))
-    paths[2].write_text(to_latex(display_frame(summary, metrics, latex=True), caption))
-    return paths
+                metrics: dict[str, tuple[str, int]] = SUMMARY_METRICS, notes: Sequence[str] = ()) -> list[Path]:
+    """Write the overview ``<stem>.csv`` (full precision), ``.md``, ``.tex`` and ``.html``."""
+    return write_doc(overview_doc(summary, caption, metrics, notes), summary, stem)

@@ -7,7 +7,7 @@ installed snakemake-executor-plugin-slurm would use (its own ``get_submit_comman
 checks that:
 
 - every job declares ``mem_mb`` and ``runtime``;
-- only the GPU rules (``fit``, ``register_learned``) request GPUs, and with ``device`` other than cpu
+- only the GPU rules (``fit``, ``register_learned``, ``audit_learned``) request GPUs, and with ``device`` other than cpu
   each of their jobs does (unless the config sets ``gpu: 0``).
 
 Exit status 0 when all checks pass, 1 otherwise; a table of jobs per rule is printed either way.
@@ -27,7 +27,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
-GPU_RULES = {"fit", "register_learned"}
+GPU_RULES = {"fit", "register_learned", "audit_learned"}
 
 
 class _Resources(dict):

@@ -28,6 +28,10 @@ TINY = {
         "orpam": {"type": "synthetic-orpam",
                   "params": {"height": 32, "width": 16, "sequences": {"train": 1, "val": 1, "test": 1},
                              "frames": 2}},
+        # the user's own pairs: the hand-made example folder (moving/, fixed/, landmarks/)
+        "pairs": {"type": "folder",
+                  "params": {"path": str(ROOT / "examples" / "folder-pairs"), "image_size": [64, 64],
+                             "fractions": {"train": 0.5, "val": 0.0, "test": 0.5}}},
     },
     "methods": {"identity": {"group": "reference"}},
 }
@@ -65,7 +69,7 @@ def test_workflow_end_to_end(tmp_path):
     proc = _snakemake(tmp_path, "--cores", "2", "all", "--configfile", str(cfg))
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = tmp_path / "results"
-    for name in ("fundus", "orpam"):
+    for name in ("fundus", "orpam", "pairs"):
         for ext in ("csv", "md", "tex"):
             assert (res / "tables" / f"{name}.{ext}").is_file()
         assert (res / "figures" / f"{name}_qualitative.png").stat().st_size > 1000
@@ -77,6 +81,7 @@ def test_workflow_end_to_end(tmp_path):
             fixed = np.asarray(test.fixed[i])
             assert abs(row["ssim"] - structural_similarity(registered[i], fixed, data_range=1.0)) < 1e-4
             assert abs(row["psnr"] - peak_signal_noise_ratio(fixed, registered[i], data_range=1.0)) < 1e-4
+    assert pd.read_csv(res / "pairs" / "identity" / "pairs.csv")["tre_px"].notna().all()  # landmarks were read
     manifest = json.loads((res / "manifest.json").read_text())
     assert manifest["seed"] == 3 and manifest["packages"]["numpy"] and "datasets" in manifest["config"]
     # A second invocation has nothing left to do.

@@ -20,6 +20,10 @@ __all__ = ["DATASET_TYPES", "DatasetWriter", "PairSplit", "PreparedDataset", "ge
 DATASET_TYPES: dict[str, str] = {
     "synthetic-fundus": "pcreg.datasets.synthetic_fundus",
     "synthetic-orpam": "pcreg.datasets.synthetic_orpam",
+    "fire": "pcreg.datasets.fire",
+    "fire-reg-256": "pcreg.datasets.fire_reg_256",
+    "orpam": "pcreg.datasets.orpam",
+    "folder": "pcreg.datasets.folder",
 }
 
 

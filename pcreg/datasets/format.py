@@ -75,8 +75,10 @@ class PreparedDataset:
         self.meta = json.loads(meta_path.read_text())
         if self.meta.get("format_version") != FORMAT_VERSION:
             raise UserError(f"{meta_path}: unsupported format_version {self.meta.get('format_version')!r}")
-        self.manifest = pd.read_csv(self.root / "manifest.csv", dtype={"pair_id": str, "category": str})
-        self.manifest["category"] = self.manifest["category"].fillna("")
+        self.manifest = pd.read_csv(self.root / "manifest.csv",
+                                    dtype={"pair_id": str, "category": str, "sequence": str})
+        for col in ("category", "sequence"):
+            self.manifest[col] = self.manifest[col].fillna("")
         lm_path = self.root / "landmarks.csv"
         self._landmarks = pd.read_csv(lm_path, dtype={"pair_id": str}) if lm_path.is_file() else None
 

@@ -4,7 +4,6 @@ import re
 from baselines import get_method_class
 
 DATA = config["data_dir"]
-RESULTS = "results"
 DATASETS = list(config["datasets"])
 THREADS = config["threads"]
 RESOURCES = config["resources"]

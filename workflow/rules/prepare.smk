@@ -5,7 +5,7 @@ rule prepare:
     output:
         f"{DATA}/{{dataset}}/dataset.json",
     params:
-        spec=lambda w: json.dumps(config["datasets"][w.dataset]),
+        spec=lambda w: json.dumps({k: config["datasets"][w.dataset][k] for k in ("type", "params")}),
         out=lambda w: f"{DATA}/{w.dataset}",
         seed=config["seed"],
     log:

@@ -47,7 +47,7 @@ rule register:
     params:
         data=lambda w: f"{DATA}/{w.dataset}",
         run=lambda w: json.dumps(run_spec(w.run)),
-        model=lambda w: f"--model {RESULTS}/{w.dataset}/{w.run}/model" if is_trainable(w.run) else "",
+        model=lambda w: f"--model results/{w.dataset}/{w.run}/model" if is_trainable(w.run) else "",
         shards=lambda w: shards_of(w.run),
         seed=config["seed"],
         device=config["device"],
