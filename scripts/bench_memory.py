@@ -16,8 +16,10 @@ at a small image size so that it fits any disk, and runs in subprocesses, as the
 Memory is sampled every 20 ms over the step's whole process tree (workers included): ``peak_rss_mb`` is the
 largest sum of resident memory, ``peak_anon_mb`` the largest sum of anonymous (non-file-backed) memory,
 which is what cannot be reclaimed; ``maxrss_mb`` is the kernel's ``ru_maxrss`` of the step's main process.
-Results go to ``results/benchmarks/memory.csv`` and a table with the 2 GB bound and the 4x/1x ratios is
-printed.
+A tiny baseline (``--baseline``, one sequence per split = 354 pairs) measures each step's fixed cost
+(interpreter, imports, DataLoader workers), so that the printed marginal ratio ``(t4x - t0) / (t1x - t0)``
+tests linearity in the number of pairs without the start-up time. Results go to
+``results/benchmarks/memory.csv`` and a table with the 2 GB bound and the 4x/1x ratios is printed.
 
     python scripts/bench_memory.py                    # 1x and 4x at 32x32 (a few minutes, ~2.5 GB of disk)
     python scripts/bench_memory.py --scales 0.05 0.2  # quick check
@@ -163,6 +165,8 @@ def run_scale(scale: float, size: int, work: Path, workers: int) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 4.0])
+    parser.add_argument("--baseline", type=float, default=0.001,
+                        help="scale of the fixed-cost baseline run (0 to skip; 0.001 = one sequence per split)")
     parser.add_argument("--size", type=int, default=32, help="image height and width (>= 32)")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the load steps")
     parser.add_argument("--out", default=str(ROOT / "results" / "benchmarks" / "memory.csv"))
@@ -180,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     base = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="pcreg-bench-memory-"))
     rows = []
     try:
-        for scale in args.scales:
+        for scale in ([args.baseline] if args.baseline else []) + list(args.scales):
             work = base / f"x{scale:g}"
             shutil.rmtree(work, ignore_errors=True)
             print(f"scale {scale:g}x ({FRAMES * sum(max(1, round(v * scale)) for v in SEQUENCES.values())} pairs, "
@@ -204,11 +208,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['step']:16} {r['scale']:5g} {int(r['pairs']):7d} {r['wall_s']:8.1f} {r['peak_rss_mb']:8.1f} "
               f"{r['peak_anon_mb']:8.1f} {'ok' if r['within_bound'] else 'OVER':>6}")
     if lo != hi:
-        print(f"\n{'step':16} {'time ratio':>10} {'rss ratio':>10} {'anon ratio':>10}   (pairs ratio "
-              f"{steps[steps.scale == hi].pairs.iloc[0] / steps[steps.scale == lo].pairs.iloc[0]:.2f})")
+        pairs = {sc: steps[steps.scale == sc].pairs.iloc[0] for sc in steps.scale.unique()}
+        n0 = pairs[args.baseline] if args.baseline else 0
+        print(f"\n{'step':16} {'time ratio':>10} {'marginal':>9} {'rss ratio':>10} {'anon ratio':>10}"
+              f"   (pairs ratio {pairs[hi] / pairs[lo]:.2f}; marginal = time above the {n0}-pair baseline, "
+              f"expected {(pairs[hi] - n0) / (pairs[lo] - n0):.2f})")
         for step, grp in steps.groupby("step", sort=False):
             a, b = grp[grp.scale == lo].iloc[0], grp[grp.scale == hi].iloc[0]
-            print(f"{step:16} {b.wall_s / a.wall_s:10.2f} {b.peak_rss_mb / a.peak_rss_mb:10.2f} "
+            base = grp[grp.scale == args.baseline].wall_s.iloc[0] if args.baseline else 0.0
+            marginal = f"{(b.wall_s - base) / (a.wall_s - base):9.2f}" if a.wall_s - base > 0.5 else f"{'n/a':>9}"
+            print(f"{step:16} {b.wall_s / a.wall_s:10.2f} {marginal} {b.peak_rss_mb / a.peak_rss_mb:10.2f} "
                   f"{b.peak_anon_mb / a.peak_anon_mb:10.2f}")
     print(f"\nwrote {out}")
     return 0 if bool(steps["within_bound"].all()) else 1

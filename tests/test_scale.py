@@ -179,10 +179,11 @@ def test_slurm_dryrun_requests_gpus_only_for_learned_jobs(repo_with_learned):
     table = {line.split()[0]: line.split()[1:3] for line in proc.stdout.splitlines()[1:] if line[:1].isalpha()}
     # fit once; register_learned per its own shard count (3); identity registers in 1 CPU shard.
     assert table["fit"] == ["1", "1"] and table["register_learned"] == ["3", "3"]
+    assert table["audit_learned"] == ["1", "1"] and table["audit"] == ["1", "0"]
     assert table["register"] == ["1", "0"] and table["evaluate"][1] == "0" and table["prepare"][1] == "0"
     assert "--gpus=a100:1" in proc.stdout and "--cpus-per-gpu=8" in proc.stdout
     assert "--cpus-per-gpu=2" in proc.stdout  # register_learned's default
-    assert "12 jobs, 4 requesting GPUs" in proc.stdout
+    assert " 5 requesting GPUs" in proc.stdout
 
 
 @needs_slurm
@@ -206,8 +207,9 @@ def test_slurm_profile_takes_account_and_partitions_from_the_environment(repo_wi
         if rule == "all":
             continue
         assert "slurm_account=proj1" in block
-        assert (("slurm_partition=gpuq" in block) if rule in ("fit", "register_learned")
+        assert (("slurm_partition=gpuq" in block) if rule in ("fit", "register_learned", "audit_learned")
                 else ("slurm_partition=cpuq" in block)), block
+    assert proc.stdout.count("rule audit_learned:") == 1 and proc.stdout.count("rule register_learned:") == 3
 
 
 @needs_slurm
@@ -217,7 +219,7 @@ def test_local_profile_serializes_gpu_jobs(repo_with_learned):
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = proc.stdout + proc.stderr
     assert "Using profile profiles/local" in text
-    assert text.count("gpu=1") == 4  # fit + 3 register_learned shards ask for the one GPU the profile provides
+    assert text.count("gpu=1") == 5  # fit, 3 register_learned shards, audit_learned: each needs the profile's GPU
     cfg = yaml.safe_load((ROOT / "profiles" / "local" / "config.yaml").read_text())
     assert cfg["resources"] == {"gpu": 1}
 
