@@ -275,9 +275,16 @@ class SwinStage(nn.Module):
             SwinBlock(dim, num_heads, cfg.window_size, shifted=i % 2 == 1, cfg=cfg, dp=dps[i]) for i in range(depth)
         )
         self.downsample = PatchMerging(dim) if merge else None
+        self._layouts: dict[tuple[int, int, str], dict] = {}  # masks are rebuilt only for new sizes/devices
 
     def layout(self, h: int, w: int, device: torch.device) -> dict:
         """Window, shift, padded size and masks of this stage at token resolution ``(h, w)``."""
+        key = (h, w, str(device))
+        if key not in self._layouts:
+            self._layouts[key] = self._make_layout(h, w, device)
+        return self._layouts[key]
+
+    def _make_layout(self, h: int, w: int, device: torch.device) -> dict:
         # A stage no larger than the window is one window, without shift (as in Swin).
         wh, ww = min(self.window_size, h), min(self.window_size, w)
         shift = (wh // 2 if h > self.window_size else 0, ww // 2 if w > self.window_size else 0)
