@@ -135,7 +135,7 @@ def test_pad_to_multiple_keeps_coordinates():
 
 
 def write_pairs(root, n_train=4, n_val=2, shape=(64, 64), seed=0):
-    """A tiny prepared dataset of smoothly deformed pairs (moving = fixed warped by a smooth field)."""
+    """A tiny prepared dataset of smoothly deformed pairs; ``field`` is the exact pull-back (fixed = moving o field)."""
     from pcreg.datasets.format import DatasetWriter, PreparedDataset
 
     rng = np.random.default_rng(seed)
@@ -143,10 +143,10 @@ def write_pairs(root, n_train=4, n_val=2, shape=(64, 64), seed=0):
                        split_sizes={"train": n_train, "val": n_val}, has_field=True) as writer:
         for split, n in (("train", n_train), ("val", n_val)):
             for i in range(n):
-                fixed = smooth_image(rng, shape, sigma=2.0)
+                moving = smooth_image(rng, shape, sigma=2.0)
                 field = np.stack([ndimage.gaussian_filter(rng.standard_normal(shape), 8) * 40 for _ in range(2)])
                 field = field.astype(np.float32)
-                writer.add(split, f"{split}{i}", warp_image(fixed, field), fixed, field=field)
+                writer.add(split, f"{split}{i}", moving, warp_image(moving, field), field=field)
     ds = PreparedDataset(root)
     return ds.split("train"), ds.split("val")
 

@@ -21,7 +21,7 @@ def t(img: np.ndarray) -> torch.Tensor:
 
 
 def write_pairs(root, n_train=4, n_val=2, shape=(64, 64), seed=0):
-    """A tiny prepared dataset of smoothly deformed pairs (moving = fixed warped by a smooth field)."""
+    """A tiny prepared dataset of smoothly deformed pairs; ``field`` is the exact pull-back (fixed = moving o field)."""
     from pcreg.datasets.format import DatasetWriter, PreparedDataset
 
     rng = np.random.default_rng(seed)
@@ -29,10 +29,10 @@ def write_pairs(root, n_train=4, n_val=2, shape=(64, 64), seed=0):
                        split_sizes={"train": n_train, "val": n_val}, has_field=True) as writer:
         for split, n in (("train", n_train), ("val", n_val)):
             for i in range(n):
-                fixed = smooth_image(rng, shape)
+                moving = smooth_image(rng, shape)
                 field = np.stack([ndimage.gaussian_filter(rng.standard_normal(shape), 8) * 40 for _ in range(2)])
                 field = field.astype(np.float32)
-                writer.add(split, f"{split}{i}", warp_image(fixed, field), fixed, field=field)
+                writer.add(split, f"{split}{i}", moving, warp_image(moving, field), field=field)
     ds = PreparedDataset(root)
     return ds.split("train"), ds.split("val")
 
@@ -103,22 +103,23 @@ def test_loss_terms_have_the_right_sign():
 
 
 def test_loss_falls_when_overfitting_a_few_pairs(tmp_path):
-    train, _ = write_pairs(tmp_path / "ds", n_train=4, n_val=1)
+    # 32x32 keeps this fast; the package initialises the flow layer at ~1e-5, so learning starts
+    # slowly and needs ~100 steps of a larger learning rate than the paper's.
+    train, _ = write_pairs(tmp_path / "ds", n_train=4, n_val=1, shape=(32, 32))
     m = method()
     model = m.new_model()
     moving = torch.from_numpy(np.array(train.moving))[:, None]
     fixed = torch.from_numpy(np.array(train.fixed))[:, None]
-    # The package initialises the flow layer at ~1e-5, so learning starts slowly: a larger step helps.
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
-    for _ in range(60):
+    for _ in range(100):
         loss, registered = m.training_loss(model, moving, fixed)
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))
     assert registered.shape == moving.shape
-    assert np.mean(losses[-3:]) < losses[0] - 0.05, losses
+    assert np.mean(losses[-5:]) < losses[0] - 0.1, losses
 
 
 def test_diffeomorphic_variant_trains_and_predicts():
