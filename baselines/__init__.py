@@ -19,7 +19,7 @@ __all__ = [
     "Method", "PairResult", "Registration", "run_method", "available_methods", "get_method_class", "build_method",
 ]
 
-_NOT_METHODS = {"base"}
+_NOT_METHODS = {"base", "learned"}  # learned.py: base class of trainable methods
 
 
 def available_methods() -> list[str]:

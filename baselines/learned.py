@@ -1,0 +1,169 @@
+"""Base class of the suite's trainable torch methods (PCReg-Net, VoxelMorph, TransMorph, ...).
+
+A subclass sets ``name``/``label``/``outputs_field`` and a ``PARAMS_SCHEMA`` built
+with :func:`with_training_params`, and implements three methods:
+
+- ``build_model(self) -> nn.Module`` (from ``self.params``);
+- ``training_loss(self, model, moving, fixed) -> (loss, registered)`` for a batch
+  ``(B, 1, H, W)``;
+- ``predict(self, model, moving, fixed) -> (registered (B,1,H,W), field (B,2,H,W) or None)``;
+  a field must follow the suite convention (pixels, ``u[0]`` rows, ``u[1]`` cols,
+  pull-back in fixed space: ``warped(p) = moving(p + u(p))``).
+
+This base class does the rest: :meth:`fit` trains through the shared harness
+:func:`pcreg.training.train` (checkpoints, resume, log, best-by-validation-NCC),
+:meth:`load` restores ``best.pt``, :meth:`register` runs ``predict`` on one pair
+and returns ``Registration(field=...)`` or ``Registration(image=...)`` according
+to ``outputs_field``. ``self.device`` may be ``"cpu"``, ``"cuda"`` or ``"auto"``;
+``self.threads`` sets torch's intra-op threads; ``self.seed`` seeds the model
+initialisation and the training.
+
+This module itself imports no torch at import time (the workflow imports method
+modules cheaply); torch is imported inside the methods.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from baselines.base import Method, Registration
+
+#: JSON-schema properties of the shared training settings (defaults follow the paper where it states them).
+TRAINING_PARAMS_SCHEMA: dict[str, dict[str, Any]] = {
+    "epochs": {"type": "integer", "minimum": 0, "default": 100, "description": "Training epochs (paper: 100)."},
+    "batch_size": {"type": "integer", "minimum": 1, "default": 8, "description": "Pairs per batch (paper: 8)."},
+    "lr": {"type": "number", "exclusiveMinimum": 0, "default": 1e-3, "description": "Adam learning rate."},
+    "weight_decay": {"type": "number", "minimum": 0, "default": 1e-5,
+                     "description": "Adam (L2) weight decay."},
+    "min_lr": {"type": "number", "minimum": 0, "default": 0.0,
+               "description": "Final learning rate of the cosine annealing schedule."},
+    "grad_clip": {"type": "number", "minimum": 0, "default": 1.0,
+                  "description": "Max global gradient norm (0 disables clipping; paper: 1.0)."},
+    "amp": {"type": "boolean", "default": True,
+            "description": "Mixed precision on CUDA (ignored on CPU)."},
+    "amp_dtype": {"enum": ["float16", "bfloat16"], "default": "float16",
+                  "description": "Autocast dtype on CUDA; float16 uses a GradScaler."},
+    "num_workers": {"type": "integer", "minimum": 0, "default": 0, "description": "DataLoader worker processes."},
+    "val_max_pairs": {"type": "integer", "minimum": 0, "default": 0,
+                      "description": "Validation pairs evaluated per epoch, evenly spaced (0 = all)."},
+    "progress": {"type": "boolean", "default": True, "description": "Show a tqdm progress bar per epoch."},
+}
+
+
+def with_training_params(model_props: dict[str, Any], **default_overrides: Any) -> dict[str, Any]:
+    """A method's ``PARAMS_SCHEMA``: its own properties merged with :data:`TRAINING_PARAMS_SCHEMA`.
+
+    ``default_overrides`` change the default of training properties, e.g.
+    ``with_training_params(props, lr=1e-4)``. Unknown override names raise.
+    """
+    props = copy.deepcopy(TRAINING_PARAMS_SCHEMA)
+    clash = set(props) & set(model_props)
+    if clash:
+        raise ValueError(f"model params clash with training params: {sorted(clash)}")
+    for key, value in default_overrides.items():
+        if key not in props:
+            raise KeyError(f"{key!r} is not a training parameter")
+        props[key]["default"] = value
+    props.update(copy.deepcopy(model_props))
+    return {"type": "object", "properties": props, "additionalProperties": False}
+
+
+class LearnedMethod(Method):
+    """Trainable torch method; see the module docstring for what subclasses implement."""
+
+    PARAMS_SCHEMA: ClassVar[dict[str, Any]] = with_training_params({})
+
+    def __init__(self, params: dict[str, Any] | None = None, *, seed: int = 0, threads: int = 1,
+                 device: str = "auto"):
+        super().__init__(params, seed=seed, threads=threads, device=device)
+        self.model = None  # built by fit() or load()
+
+    # -- to implement -------------------------------------------------------------------------
+    def build_model(self):  # noqa: ANN201 - returns torch.nn.Module (torch not imported here)
+        """The untrained ``nn.Module`` described by ``self.params``."""
+        raise NotImplementedError
+
+    def training_loss(self, model, moving, fixed):  # noqa: ANN001, ANN201
+        """``(loss, registered)`` for a batch ``(B, 1, H, W)`` (model in train or eval mode)."""
+        raise NotImplementedError
+
+    def predict(self, model, moving, fixed):  # noqa: ANN001, ANN201
+        """``(registered (B,1,H,W), field (B,2,H,W) in the suite convention or None)``."""
+        raise NotImplementedError
+
+    # -- provided -----------------------------------------------------------------------------
+    def torch_device(self):  # noqa: ANN201
+        """The ``torch.device`` that ``self.device`` names (``"auto"``: CUDA when available)."""
+        from pcreg.training import resolve_device
+
+        return resolve_device(self.device)
+
+    def train_config(self):  # noqa: ANN201
+        """The :class:`pcreg.training.TrainConfig` built from ``self.params``, seed, threads and device."""
+        from pcreg.training import TrainConfig
+
+        names = set(TrainConfig.__dataclass_fields__) - {"seed", "device", "threads"}
+        kwargs = {k: v for k, v in self.params.items() if k in names}
+        return TrainConfig(**kwargs, seed=self.seed, device=self.device, threads=self.threads)
+
+    def new_model(self):  # noqa: ANN201
+        """Build the model with torch seeded from ``self.seed`` (reproducible initial weights)."""
+        import torch
+
+        torch.manual_seed(self.seed)
+        return self.build_model()
+
+    def fit(self, train, val, workdir: Path) -> None:  # noqa: ANN001 - PairSplit
+        """Train on ``train`` validating on ``val`` (may be None); resumes from ``workdir/last.pt``.
+
+        Afterwards the method holds the best-validation weights (``best.pt``).
+        """
+        import torch
+
+        from pcreg.training import train as run_training
+
+        torch.set_num_threads(max(self.threads, 1))
+        model = self.new_model()
+        result = run_training(
+            model, self.training_loss, train, val, Path(workdir), self.train_config(), predict_fn=self.predict
+        )
+        self.load(result.workdir)
+
+    def load(self, workdir: Path) -> None:
+        """Load ``workdir/best.pt`` into a freshly built model, in eval mode on ``self.device``."""
+        from pcreg.training import BEST, load_weights
+
+        path = Path(workdir) / BEST
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: train {self.name} first")
+        model = self.new_model()
+        load_weights(model, path)
+        self.model = model.to(self.torch_device()).eval()
+
+    def register_batch(self, moving: np.ndarray, fixed: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Run ``predict`` on ``(N, H, W)`` stacks; returns ``(images (N,H,W), fields (N,2,H,W) or None)``."""
+        import torch
+
+        if self.model is None:
+            raise RuntimeError(f"{self.name}: call fit() or load() before register()")
+        torch.set_num_threads(max(self.threads, 1))
+        device = self.torch_device()
+        m = torch.from_numpy(np.array(moving, np.float32))[:, None].to(device)  # a copy: inputs may be read-only
+        f = torch.from_numpy(np.array(fixed, np.float32))[:, None].to(device)
+        with torch.inference_mode():
+            image, fld = self.predict(self.model, m, f)
+        image = image.float().cpu().numpy()[:, 0]
+        return image, (None if fld is None else fld.float().cpu().numpy())
+
+    def register(self, moving: np.ndarray, fixed: np.ndarray) -> Registration:
+        """Register one pair ``(H, W)``: a field for field methods, an image otherwise."""
+        image, fld = self.register_batch(np.asarray(moving)[None], np.asarray(fixed)[None])
+        if self.outputs_field:
+            if fld is None:
+                raise RuntimeError(f"{self.name}: outputs_field is True but predict() returned no field")
+            return Registration(field=fld[0].astype(np.float32))
+        return Registration(image=image[0].astype(np.float32))

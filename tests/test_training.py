@@ -1,0 +1,159 @@
+"""The shared training harness (pcreg/training.py) and the LearnedMethod base class, on tiny data."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from baselines import build_method, run_method
+from baselines.learned import TRAINING_PARAMS_SCHEMA, with_training_params
+from pcreg.datasets.format import DatasetWriter, PreparedDataset
+from pcreg.losses import CompositeLoss, pcreg_loss
+from pcreg.models.pcreg_net import PCRegNet
+from pcreg.training import BEST, LAST, LOG, LOG_COLUMNS, PairDataset, TrainConfig, load_weights, train
+
+SIZE = 32
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+def _blob(rng: np.random.Generator) -> np.ndarray:
+    img = ndimage.gaussian_filter(rng.random((SIZE, SIZE)), 2.0)
+    return ((img - img.min()) / (img.max() - img.min())).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """8 train / 4 val / 2 test pairs: moving = fixed shifted by one pixel with a contrast change."""
+    root = tmp_path_factory.mktemp("data") / "tiny"
+    rng = np.random.default_rng(0)
+    sizes = {"train": 8, "val": 4, "test": 2}
+    with DatasetWriter(root, name="tiny", dataset_type="test", image_shape=(SIZE, SIZE), split_sizes=sizes,
+                       has_field=False) as writer:
+        for split, n in sizes.items():
+            for i in range(n):
+                fixed = _blob(rng)
+                moving = 0.2 + 0.6 * np.roll(fixed, (1, -1), axis=(0, 1))
+                writer.add(split, f"{split}{i}", moving, fixed)
+    return PreparedDataset(root)
+
+
+def _model() -> PCRegNet:
+    torch.manual_seed(0)
+    return PCRegNet(base_width=4)
+
+
+def _loss_fn(model, moving, fixed):
+    out = model(moving, fixed)
+    return pcreg_loss(out.final, out.coarse, fixed, CompositeLoss(), 0.5), out.final
+
+
+def _config(**kw) -> TrainConfig:
+    base = dict(epochs=4, batch_size=4, lr=3e-3, seed=3, device="cpu", progress=False)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_pair_dataset_yields_channel_first_float_tensors(dataset):
+    ds = PairDataset(dataset.split("train"))
+    moving, fixed = ds[2]
+    assert moving.shape == fixed.shape == (1, SIZE, SIZE)
+    assert moving.dtype == torch.float32
+    m, f = dataset.split("train").pair(2)
+    np.testing.assert_array_equal(moving[0].numpy(), m)
+    np.testing.assert_array_equal(fixed[0].numpy(), f)
+
+
+def test_overfitting_a_few_pairs_lowers_the_loss(dataset, tmp_path):
+    result = train(_model(), _loss_fn, dataset.split("train"), None, tmp_path, _config(epochs=12, lr=1e-2))
+    losses = [row["train_loss"] for row in result.history]
+    assert len(losses) == 12
+    assert losses[-1] < 0.6 * losses[0], losses
+
+
+def test_checkpoints_log_and_roundtrip(dataset, tmp_path):
+    model = _model()
+    result = train(model, _loss_fn, dataset.split("train"), dataset.split("val"), tmp_path, _config(epochs=2))
+    for name in (LAST, BEST, LOG):
+        assert (tmp_path / name).is_file()
+    assert not list(tmp_path.glob("*.tmp"))
+    with open(tmp_path / LOG) as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert list(rows[0]) == LOG_COLUMNS
+    assert all(np.isfinite(float(r["val_psnr"])) for r in rows)
+    # best.pt restores exactly the weights of the best epoch; last.pt those of the final epoch.
+    restored = _model()
+    ckpt = load_weights(restored, tmp_path / LAST)
+    assert ckpt["epoch"] == 2
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, restored.state_dict()[key]), key
+    best = load_weights(_model(), tmp_path / BEST)
+    assert best["epoch"] == result.best_epoch
+    # A finished run is not retrained.
+    again = train(_model(), _loss_fn, dataset.split("train"), dataset.split("val"), tmp_path, _config(epochs=2))
+    assert again.resumed_from == 2 and len(again.history) == 2
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_resumed_training_matches_uninterrupted(dataset, tmp_path):
+    train_split, val_split = dataset.split("train"), dataset.split("val")
+    full = _model()
+    ref = train(full, _loss_fn, train_split, val_split, tmp_path / "full", _config())
+
+    def stop_after_two(epoch, row):
+        if epoch == 2:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        train(_model(), _loss_fn, train_split, val_split, tmp_path / "cut", _config(), callback=stop_after_two)
+    torch.manual_seed(12345)  # disturb the global RNG: the resumed run must not depend on it
+    resumed_model = _model()
+    resumed = train(resumed_model, _loss_fn, train_split, val_split, tmp_path / "cut", _config())
+    assert resumed.resumed_from == 2
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3, 4]
+    for a, b in zip(ref.history, resumed.history):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6, abs=1e-7)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-6, abs=1e-7)
+    for key, value in full.state_dict().items():
+        torch.testing.assert_close(resumed_model.state_dict()[key], value, rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_with_training_params_merges_and_overrides():
+    schema = with_training_params({"width": {"type": "integer", "default": 4, "description": "w"}}, lr=1e-4)
+    assert schema["additionalProperties"] is False
+    assert schema["properties"]["lr"]["default"] == 1e-4
+    assert TRAINING_PARAMS_SCHEMA["lr"]["default"] == 1e-3  # the shared schema is not mutated
+    assert {"epochs", "batch_size", "weight_decay", "grad_clip", "amp", "width"} <= set(schema["properties"])
+    with pytest.raises(KeyError):
+        with_training_params({}, not_a_param=1)
+    with pytest.raises(ValueError):
+        with_training_params({"lr": {"type": "number", "default": 1.0, "description": "x"}})
+
+
+def test_learned_method_fit_load_register(dataset, tmp_path):
+    params = {"epochs": 1, "batch_size": 4, "base_width": 4, "progress": False}
+    method = build_method("pcreg_net", params, seed=1, threads=1, device="cpu")
+    assert method.is_trainable() and method.outputs_field is False
+    method.fit(dataset.split("train"), dataset.split("val"), tmp_path)
+    moving, fixed = dataset.split("test").pair(0)
+    result = run_method(method, moving, fixed)
+    assert not result.failed, result.reason
+    assert result.field is None and result.image.shape == (SIZE, SIZE)
+    assert result.image.min() >= 0.0 and result.image.max() <= 1.0
+    # A second instance loading best.pt gives the same image.
+    other = build_method("pcreg_net", params, seed=1, threads=1, device="cpu")
+    other.load(tmp_path)
+    np.testing.assert_array_equal(other.register(moving, fixed).image, result.image)
+    with pytest.raises(FileNotFoundError):
+        build_method("pcreg_net", params, device="cpu").load(tmp_path / "missing")

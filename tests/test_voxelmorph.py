@@ -1,0 +1,155 @@
+"""VoxelMorph from the official package: convention, architecture/params, losses, training, checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from pcreg.warp import shift_field, warp_image
+
+torch.set_num_threads(1)
+
+
+def smooth_image(rng: np.random.Generator, shape=(64, 64), sigma=2.0) -> np.ndarray:
+    img = ndimage.gaussian_filter(rng.random(shape), sigma)
+    return ((img - img.min()) / (img.max() - img.min())).astype(np.float32)
+
+
+def t(img: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(img))[None, None]
+
+
+def write_pairs(root, n_train=4, n_val=2, shape=(64, 64), seed=0):
+    """A tiny prepared dataset of smoothly deformed pairs; ``field`` is the exact pull-back (fixed = moving o field)."""
+    from pcreg.datasets.format import DatasetWriter, PreparedDataset
+
+    rng = np.random.default_rng(seed)
+    with DatasetWriter(root, name="tiny", dataset_type="test", image_shape=shape,
+                       split_sizes={"train": n_train, "val": n_val}, has_field=True) as writer:
+        for split, n in (("train", n_train), ("val", n_val)):
+            for i in range(n):
+                moving = smooth_image(rng, shape)
+                field = np.stack([ndimage.gaussian_filter(rng.standard_normal(shape), 8) * 40 for _ in range(2)])
+                field = field.astype(np.float32)
+                writer.add(split, f"{split}{i}", moving, warp_image(moving, field), field=field)
+    ds = PreparedDataset(root)
+    return ds.split("train"), ds.split("val")
+
+
+def method(**params):
+    from baselines import build_method
+
+    base = {"epochs": 2, "batch_size": 2, "lr": 1e-3, "progress": False}
+    return build_method("voxelmorph", {**base, **params}, seed=5, threads=1, device="cpu")
+
+
+def test_package_spatial_transformer_follows_suite_convention():
+    """Moving shifted +3 px in x, -2 px in y is warped back by u[0] = -2, u[1] = +3 (the package's own warp)."""
+    rng = np.random.default_rng(0)
+    fixed = smooth_image(rng)
+    moving = warp_image(fixed, shift_field(fixed.shape, dx=-3.0, dy=2.0))
+    m = method()
+    model = m.new_model().eval()
+    with torch.no_grad():  # make the flow layer output the constant field (-2, +3)
+        model.flow_layer.conv0.weight.zero_()
+        model.flow_layer.conv0.bias.copy_(torch.tensor([-2.0, 3.0]))
+        disp, warped = model(t(moving), t(fixed), return_warped_source=True)
+        registered, field = m.predict(model, t(moving), t(fixed))
+    np.testing.assert_allclose(disp[0, :, 0, 0].numpy(), [-2.0, 3.0], atol=1e-6)
+    np.testing.assert_allclose(warped[0, 0, 4:-4, 4:-4].numpy(), fixed[4:-4, 4:-4], atol=1e-5)
+    # predict() returns the same field and the suite's warp of it.
+    torch.testing.assert_close(field, disp)
+    np.testing.assert_allclose(registered[0, 0].numpy(), warp_image(moving, field[0].numpy()), atol=1e-5)
+
+
+def test_architecture_and_parameter_count():
+    model = method().new_model()
+    # Encoder 16/32/32/32 + bottleneck 32 + decoder 32/32/32/32 + 1x1 out conv + 3x3 flow conv (2-D).
+    assert sum(p.numel() for p in model.parameters()) == 102_040
+    convs = [mod for mod in model.model.modules() if isinstance(mod, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [16, 32, 32, 32, 32, 32, 32, 32, 32, 2]
+    acts = [mod for mod in model.modules() if isinstance(mod, torch.nn.LeakyReLU)]
+    assert acts and all(a.negative_slope == 0.2 for a in acts)
+    # Images that are not a multiple of 16 are padded and the field cropped back.
+    m = method()
+    _, field = m.predict(model.eval(), torch.rand(1, 1, 40, 52), torch.rand(1, 1, 40, 52))
+    assert field.shape == (1, 2, 40, 52)
+
+
+def test_lambda_defaults_follow_the_paper():
+    assert method().lam == 1.0
+    assert method(loss="mse").lam == 0.01
+    assert method(loss="mse", **{"lambda": 0.5}).lam == 0.5
+
+
+def test_loss_terms_have_the_right_sign():
+    from pcreg.models.registration_losses import RegistrationLoss
+
+    rng = np.random.default_rng(1)
+    fixed = t(smooth_image(rng))
+    other = t(smooth_image(rng))
+    zero = torch.zeros(1, 2, 64, 64)
+    rough = torch.randn(1, 2, 64, 64)
+    for kind in ("ncc", "mse"):
+        loss = RegistrationLoss(kind, lam=1.0)
+        same, _ = loss(fixed, fixed, zero)
+        diff, _ = loss(other, fixed, zero)
+        assert same < diff
+        _, parts = loss(fixed, fixed, rough)
+        assert parts["smoothness"] > 0
+    ncc_same, _ = RegistrationLoss("ncc", lam=0.0)(fixed, fixed, zero)
+    assert abs(float(ncc_same) + 1.0) < 1e-3  # negated squared local correlation of identical images
+
+
+def test_loss_falls_when_overfitting_a_few_pairs(tmp_path):
+    # 32x32 keeps this fast; the package initialises the flow layer at ~1e-5, so learning starts
+    # slowly and needs ~100 steps of a larger learning rate than the paper's.
+    train, _ = write_pairs(tmp_path / "ds", n_train=4, n_val=1, shape=(32, 32))
+    m = method()
+    model = m.new_model()
+    moving = torch.from_numpy(np.array(train.moving))[:, None]
+    fixed = torch.from_numpy(np.array(train.fixed))[:, None]
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(100):
+        loss, registered = m.training_loss(model, moving, fixed)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert registered.shape == moving.shape
+    assert np.mean(losses[-5:]) < losses[0] - 0.1, losses
+
+
+def test_diffeomorphic_variant_trains_and_predicts():
+    m = method(integration_steps=7)
+    model = m.new_model()
+    x, y = torch.rand(2, 1, 32, 32), torch.rand(2, 1, 32, 32)
+    loss, registered = m.training_loss(model, x, y)
+    loss.backward()
+    assert registered.shape == x.shape and torch.isfinite(loss)
+    _, field = m.predict(model.eval(), x, y)
+    assert field.shape == (2, 2, 32, 32)
+
+
+def test_checkpoint_round_trip_through_fit_and_load(tmp_path):
+    from baselines import run_method
+
+    train, val = write_pairs(tmp_path / "ds")
+    work = tmp_path / "work"
+    trained = method()
+    trained.fit(train, val, work)
+    assert (work / "best.pt").is_file() and (work / "last.pt").is_file()
+    assert len((work / "train_log.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
+
+    loaded = method()
+    loaded.load(work)
+    for (k, a), (k2, b) in zip(trained.model.state_dict().items(), loaded.model.state_dict().items()):
+        assert k == k2 and torch.equal(a, b)
+    moving, fixed = val.pair(0)
+    r1, r2 = trained.register(moving, fixed), loaded.register(moving, fixed)
+    assert r1.field.shape == (2, 64, 64) and r1.image is None
+    np.testing.assert_array_equal(r1.field, r2.field)
+    result = run_method(loaded, moving, fixed)
+    assert not result.failed and result.image.shape == (64, 64)
