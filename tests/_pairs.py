@@ -18,7 +18,11 @@ def retina_image(scale: float = 0.5) -> np.ndarray:
 
     green = data.retina()[..., 1].astype(np.float32) / 255.0
     out = transform.rescale(green, scale, order=1, anti_aliasing=True, preserve_range=True)
-    return out.astype(np.float32)
+    # Stretch the fundus's contrast (central half, 1-99th percentiles) to [0, 1] once for the whole image,
+    # so crops at any position share one intensity scale and intensity-driven methods see real contrast.
+    h, w = out.shape
+    lo, hi = np.percentile(out[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4], [1, 99])
+    return np.clip((out - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
 
 def retina_crop(size: int = 128, seed: int = 0, scale: float = 0.5) -> np.ndarray:
@@ -55,14 +59,15 @@ def similarity_matrix(shape: tuple[int, int], angle_deg: float, scale: float, dx
 
 
 def deformed_pair(
-    size: int = 128, seed: int = 0, mean_disp: float = 5.0, matrix: np.ndarray | None = None, pad: int = 24
+    size: int = 128, seed: int = 0, mean_disp: float = 5.0, matrix: np.ndarray | None = None, pad: int = 24,
+    scale: float = 0.5,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(moving, fixed, gt)``: fixed is a retina crop warped by a known field (smooth, or ``matrix``'s).
 
     The warp is done on a crop padded by ``pad`` px and then cropped, so the
     fixed image has no replicated-border artefacts.
     """
-    big = retina_crop(size + 2 * pad, seed)
+    big = retina_crop(size + 2 * pad, seed, scale)
     if matrix is None:
         gt_big = smooth_field(big.shape, mean_disp, seed)
         inner_mag = np.sqrt((gt_big[:, pad : pad + size, pad : pad + size] ** 2).sum(axis=0)).mean()
@@ -97,3 +102,18 @@ def shifted_pair(size: int = 128, dx: int = 3, dy: int = -2, seed: int = 0) -> t
     fixed = big[pad : pad + size, pad : pad + size]
     moving = big[pad - dy : pad - dy + size, pad - dx : pad - dx + size]
     return np.ascontiguousarray(moving), np.ascontiguousarray(fixed)
+
+
+def deformed_pair_with_landmarks(
+    size: int = 128, mean_disp: float = 5.0, seed: int = 0, scale: float = 0.25
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(moving, fixed, gt, fixed_xy, moving_xy)``: :func:`deformed_pair` plus its :func:`landmarks`.
+
+    The crop comes from the retina at ``scale`` (0.25: more vessels per crop). The field is scaled so that the landmarks' mean displacement (the unregistered TRE) is ``mean_disp``;
+    the field is linear in ``mean_disp`` for a given seed, so one probe at 1 px gives the scale.
+    """
+    _, _, probe = deformed_pair(size=size, seed=seed, mean_disp=1.0, scale=scale)
+    fixed_xy, moved = landmarks(probe, seed=seed)
+    factor = mean_disp / float(np.linalg.norm(moved - fixed_xy, axis=1).mean())
+    moving, fixed, gt = deformed_pair(size=size, seed=seed, mean_disp=factor, scale=scale)
+    return moving, fixed, gt, fixed_xy, map_points(gt, fixed_xy)
