@@ -180,3 +180,20 @@ def test_method_schema_defaults_and_ablation_params():
         model = method.build_model()
         assert isinstance(model, PCRegNet)
     assert count_parameters(cls(validate_params(cls, {}, "t")).build_model()) == PARAMS_DEFAULT
+
+
+def test_fast_predictor_matches_the_model():
+    from pcreg.models.inference import FastPredictor
+
+    net = _net(base_width=4)
+    # Non-trivial running statistics, so that folding BatchNorm is really exercised.
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 2.0)
+    moving, fixed = _pair((3, 1, 32, 32))
+    with torch.no_grad():
+        ref = net(moving, fixed).final
+    for chunk in (0, 2, 3):
+        out = FastPredictor(net, "cpu", chunk=chunk, tune_allocator=False)(moving, fixed)
+        torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
