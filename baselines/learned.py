@@ -50,6 +50,8 @@ TRAINING_PARAMS_SCHEMA: dict[str, dict[str, Any]] = {
     "num_workers": {"type": "integer", "minimum": 0, "default": 0, "description": "DataLoader worker processes."},
     "val_max_pairs": {"type": "integer", "minimum": 0, "default": 0,
                       "description": "Validation pairs evaluated per epoch, evenly spaced (0 = all)."},
+    "channels_last": {"type": "boolean", "default": False,
+                      "description": "Train in channels_last (NHWC) memory format; recommended on CUDA."},
     "progress": {"type": "boolean", "default": True, "description": "Show a tqdm progress bar per epoch."},
 }
 

@@ -1,34 +1,38 @@
 """Fast inference helpers for the suite's convolutional models (CPU and CUDA).
 
 Why a batch of 8 ran ~3x slower *per pair* than batch 1 on a 2-core CPU
-(PCReg-Net at 256x256, measured with ``scripts/bench_pcreg_speed.py --explain``):
+(PCReg-Net, 256x256, 30.1 GFLOPs per pair; ``scripts/bench_pcreg_speed.py --explain``):
 
 - **Page faults, not arithmetic.** A full-resolution activation of one pair is
   8-25 MB (32-96 channels x 256 x 256 x 4 B); at batch 8 it is 64-200 MB. glibc's
   ``malloc`` serves blocks above its mmap threshold (dynamic, at most 32 MB) with
-  a fresh ``mmap`` and returns them with ``munmap`` on free, so every large
-  activation of every forward is page-faulted in again and zeroed by the kernel:
-  ~140,000 minor faults (~0.55 GB touched) and ~0.27 s of system time per pair at
-  batch 8 against ~47,000 faults and ~0.09 s at batch 1 (where most blocks fit
-  under the threshold and are recycled). The faulting time is the batch-8
-  slowdown. ``aten::cat`` and the first conv of each level, which write fresh
-  outputs, show it in the profiler. :func:`keep_freed_memory` turns ``mmap`` off
-  for ``malloc`` and heap trimming off, so freed activations are reused: minor
-  faults per pair drop to ~0.
+  a fresh ``mmap`` and gives them back with ``munmap`` on free, so every large
+  activation of every forward is page-faulted in again and zeroed by the
+  kernel: ~155,000 minor faults (~0.6 GB) and ~0.30 s of system time per pair at
+  batch 8 (plus the cache pollution of the zeroing) against ~45,000 faults and
+  ~0.05 s at batch 1, where most blocks fit under the threshold and are
+  recycled. ``aten::cat`` and the convolutions that write fresh outputs show it
+  in the profiler. :func:`keep_freed_memory` turns ``mmap`` off for ``malloc``
+  and heap trimming off, so freed activations are reused: 0 faults per pair,
+  and batch 8 runs as fast per pair as batch 1 (measured ~4.0 vs ~4.1 pairs/s,
+  where the default allocator gave ~1.1-1.8 vs ~3-4).
 - **Memory format.** In NCHW, oneDNN reorders every convolution's input and
-  output to its blocked layout and back; ``channels_last`` (NHWC) convolutions,
-  ``cat`` along channels and ``upsample_bilinear2d`` run without reorders
-  (~1.2-1.4x).
-- **BatchNorm.** In train mode BN normalises with batch statistics (two extra
+  output to its blocked layout and back, and ``upsample_bilinear2d`` is ~3.5x
+  slower than in ``channels_last`` (NHWC), where convolutions, the channel
+  ``cat`` and up-sampling need no reorders. ``align_corners`` True vs False
+  makes no measurable difference.
+- **BatchNorm.** In train mode BN normalises with batch statistics (extra
   passes, and a batch-dependent result); inference must use ``eval()``. Folding
   the eval BN into the preceding conv (:func:`pcreg.models.blocks.fuse_conv_bn`)
-  removes one pass per block.
-- **Threads / cache.** On a CPU one 256x256 image already gives each conv
-  65,536 output pixels, plenty to fill 2 cores; batching adds no arithmetic
-  efficiency, only a larger working set (none of it fits in cache either way).
-  So the CPU "batched" path runs micro-batches (default 1 pair) on a warm
-  allocator, and its throughput per pair is that of batch 1 or better.
-  ``bilinear`` with ``align_corners`` True or False costs the same.
+  removes one pass per block. Channels_last + folding: ~1.4x at batch 1
+  (~5.5 vs ~3.9 pairs/s with 2 threads, best of several runs).
+- **Threads / cache.** One 256x256 image already gives each conv 65,536 output
+  pixels, plenty to fill 2 cores: batching adds no arithmetic efficiency on a
+  CPU, only a larger working set. So the CPU "batched" path runs micro-batches
+  (default 1 pair) on a warm allocator; its throughput per pair equals batch 1
+  (measured 6.07 vs 6.07 pairs/s best-of). On a shared machine, OpenMP with as
+  many threads as cores stalls whenever another process takes a core (single
+  timings then swing up to 5x): benchmark with best-of-N, interleaved.
 
 On CUDA the batched path matters: bf16/fp16 autocast, channels_last (tensor
 cores want NHWC) and large batches; see :class:`FastPredictor`.
