@@ -197,3 +197,24 @@ def test_fast_predictor_matches_the_model():
     for chunk in (0, 2, 3):
         out = FastPredictor(net, "cpu", chunk=chunk, tune_allocator=False)(moving, fixed)
         torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_speed_benchmark_script_writes_its_table(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    import pandas as pd
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "bench_pcreg_speed.py"
+    spec = importlib.util.spec_from_file_location("bench_pcreg_speed", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "speed.csv"
+    assert bench.main(["--size", "32", "--batch", "2", "--device", "cpu", "--threads", "1", "--rounds", "1",
+                       "--out", str(out)]) == 0
+    table = pd.read_csv(out)
+    assert set(table["path"]) == {"naive b1", "naive b2", "fast b1", "fast b2"}
+    assert (table["params"] == PARAMS_DEFAULT).all()
+    assert (table["pairs_per_s_best"] > 0).all()
+    # FLOPs scale with the pixel count: 30.1 GFLOPs at 256x256 -> 1/64 of it at 32x32.
+    assert table["gflops_per_pair"].iloc[0] == pytest.approx(30.12 / 64, rel=0.02)
