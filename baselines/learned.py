@@ -50,6 +50,8 @@ TRAINING_PARAMS_SCHEMA: dict[str, dict[str, Any]] = {
     "num_workers": {"type": "integer", "minimum": 0, "default": 0, "description": "DataLoader worker processes."},
     "val_max_pairs": {"type": "integer", "minimum": 0, "default": 0,
                       "description": "Validation pairs evaluated per epoch, evenly spaced (0 = all)."},
+    "channels_last": {"type": "boolean", "default": False,
+                      "description": "Train in channels_last (NHWC) memory format; recommended on CUDA."},
     "progress": {"type": "boolean", "default": True, "description": "Show a tqdm progress bar per epoch."},
 }
 
@@ -94,6 +96,13 @@ class LearnedMethod(Method):
     def predict(self, model, moving, fixed):  # noqa: ANN001, ANN201
         """``(registered (B,1,H,W), field (B,2,H,W) in the suite convention or None)``."""
         raise NotImplementedError
+
+    def prepare_inference(self, model):  # noqa: ANN001, ANN201
+        """Hook run by :meth:`load` on the eval-mode model before inference (default: unchanged).
+
+        Subclasses may return a faster equivalent (e.g. BatchNorm folded, channels_last).
+        """
+        return model
 
     # -- provided -----------------------------------------------------------------------------
     def torch_device(self):  # noqa: ANN201
@@ -142,7 +151,7 @@ class LearnedMethod(Method):
             raise FileNotFoundError(f"{path} not found: train {self.name} first")
         model = self.new_model()
         load_weights(model, path)
-        self.model = model.to(self.torch_device()).eval()
+        self.model = self.prepare_inference(model.to(self.torch_device()).eval())
 
     def register_batch(self, moving: np.ndarray, fixed: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Run ``predict`` on ``(N, H, W)`` stacks; returns ``(images (N,H,W), fields (N,2,H,W) or None)``."""

@@ -180,3 +180,43 @@ def test_method_schema_defaults_and_ablation_params():
         model = method.build_model()
         assert isinstance(model, PCRegNet)
     assert count_parameters(cls(validate_params(cls, {}, "t")).build_model()) == PARAMS_DEFAULT
+
+
+def test_fast_predictor_matches_the_model():
+    from pcreg.models.inference import FastPredictor
+
+    net = _net(base_width=4)
+    # Non-trivial running statistics, so that folding BatchNorm is really exercised.
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 2.0)
+    moving, fixed = _pair((3, 1, 32, 32))
+    with torch.no_grad():
+        ref = net(moving, fixed).final
+    for chunk in (0, 2, 3):
+        out = FastPredictor(net, "cpu", chunk=chunk, tune_allocator=False)(moving, fixed)
+        torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_speed_benchmark_script_writes_its_table(tmp_path, monkeypatch):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    import pandas as pd
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "bench_pcreg_speed.py"
+    spec = importlib.util.spec_from_file_location("bench_pcreg_speed", path)
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, bench)  # dataclasses look their module up there
+    spec.loader.exec_module(bench)
+    out = tmp_path / "speed.csv"
+    assert bench.main(["--size", "32", "--batch", "2", "--device", "cpu", "--threads", "1", "--rounds", "1",
+                       "--out", str(out)]) == 0
+    table = pd.read_csv(out)
+    assert set(table["path"]) == {"naive b1", "naive b2", "fast b1", "fast b2"}
+    assert (table["params"] == PARAMS_DEFAULT).all()
+    assert (table["pairs_per_s_best"] > 0).all()
+    # FLOPs scale with the pixel count: 30.1 GFLOPs at 256x256 -> 1/64 of it at 32x32.
+    assert table["gflops_per_pair"].iloc[0] == pytest.approx(30.12 / 64, rel=0.02)
