@@ -109,8 +109,9 @@ def deformed_pair_with_landmarks(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(moving, fixed, gt, fixed_xy, moving_xy)``: :func:`deformed_pair` plus its :func:`landmarks`.
 
-    The crop comes from the retina at ``scale`` (0.25: more vessels per crop). The field is scaled so that the landmarks' mean displacement (the unregistered TRE) is ``mean_disp``;
-    the field is linear in ``mean_disp`` for a given seed, so one probe at 1 px gives the scale.
+    The crop comes from the retina at ``scale`` (0.25: more vessels per crop). The field is scaled so
+    that the landmarks' mean displacement (the unregistered TRE) is ``mean_disp``; the field is linear
+    in ``mean_disp`` for a given seed, so one probe at 1 px gives the scale.
     """
     _, _, probe = deformed_pair(size=size, seed=seed, mean_disp=1.0, scale=scale)
     fixed_xy, moved = landmarks(probe, seed=seed)
