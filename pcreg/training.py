@@ -66,7 +66,9 @@ class TrainConfig:
 
     ``device`` is ``"cpu"``, ``"cuda"`` (or ``"cuda:N"``) or ``"auto"``
     (CUDA when available). ``amp`` enables mixed precision on CUDA only, in
-    ``amp_dtype`` (``"float16"`` with a GradScaler, or ``"bfloat16"``).
+    ``amp_dtype`` (``"bfloat16"``, ``"float16"`` with a GradScaler, or ``"auto"``:
+    bfloat16 where the GPU supports it). ``num_workers`` < 0 means: ``threads``
+    DataLoader workers on CUDA (to keep the GPU fed), none on CPU.
     ``val_max_pairs`` caps the validation pairs per epoch (0 = all).
     ``threads`` sets ``torch.set_num_threads`` for the run (0 = leave as is).
     ``channels_last`` trains in NHWC memory format (faster convolutions with
@@ -81,7 +83,7 @@ class TrainConfig:
     min_lr: float = 0.0
     grad_clip: float = 1.0
     amp: bool = True
-    amp_dtype: str = "float16"
+    amp_dtype: str = "auto"
     seed: int = 0
     num_workers: int = 0
     device: str = "auto"
@@ -122,12 +124,30 @@ class PairDataset(Dataset):
     def __init__(self, split: Any, indices: list[int] | None = None):
         self.split = split
         self.indices = list(range(len(split))) if indices is None else list(indices)
+        # Splits read from disk are streamed with positioned reads (pcreg.streaming.PairRows): iterating
+        # a memory map keeps every page touched resident, which grows with the dataset.
+        root = getattr(split, "root", None)
+        self.rows = None
+        if root is not None:
+            from pcreg.streaming import PairRows
+
+            self.rows = PairRows(root, split.name)
 
     def __len__(self) -> int:
         return len(self.indices)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # DataLoader workers get the streaming reader only, not the memory-mapped split.
+        state = dict(self.__dict__)
+        if self.rows is not None:
+            state["split"] = None
+        return state
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        moving, fixed = self.split.pair(self.indices[i])
+        if self.rows is not None:
+            moving, fixed = self.rows[self.indices[i]]
+        else:
+            moving, fixed = self.split.pair(self.indices[i])
         # np.array copies: memory-mapped rows are read-only and torch wants writable memory.
         return torch.from_numpy(np.array(moving, np.float32))[None], torch.from_numpy(np.array(fixed, np.float32))[None]
 
@@ -200,11 +220,18 @@ def _epoch_loader(dataset: Dataset, config: TrainConfig, epoch: int, shuffle: bo
         batch_size=config.batch_size,
         shuffle=shuffle,
         generator=gen,
-        num_workers=config.num_workers,
+        num_workers=_workers(config, pin),
         pin_memory=pin,
         drop_last=False,
         persistent_workers=False,
     )
+
+
+def _workers(config: TrainConfig, cuda: bool) -> int:
+    """DataLoader workers: as configured, or (``num_workers < 0``) the job's threads on CUDA, none on CPU."""
+    if config.num_workers >= 0:
+        return config.num_workers
+    return max(1, config.threads) if cuda else 0
 
 
 def evaluate(
@@ -253,9 +280,14 @@ def _to(x: torch.Tensor, device: torch.device, config: TrainConfig) -> torch.Ten
 
 
 def _amp_settings(config: TrainConfig, device: torch.device) -> tuple[bool, torch.dtype]:
-    if config.amp_dtype not in ("float16", "bfloat16"):
-        raise ValueError(f"amp_dtype must be float16 or bfloat16, got {config.amp_dtype!r}")
-    return bool(config.amp and device.type == "cuda"), getattr(torch, config.amp_dtype)
+    """Whether autocast is on and its dtype; ``auto`` = bfloat16 where the GPU supports it, else float16."""
+    if config.amp_dtype not in ("auto", "float16", "bfloat16"):
+        raise ValueError(f"amp_dtype must be auto, float16 or bfloat16, got {config.amp_dtype!r}")
+    use = bool(config.amp and device.type == "cuda")
+    name = config.amp_dtype
+    if name == "auto":
+        name = "bfloat16" if use and torch.cuda.is_bf16_supported() else "float16"
+    return use, getattr(torch, name)
 
 
 def train(

@@ -157,3 +157,32 @@ def test_learned_method_fit_load_register(dataset, tmp_path):
     np.testing.assert_array_equal(other.register(moving, fixed).image, result.image)
     with pytest.raises(FileNotFoundError):
         build_method("pcreg_net", params, device="cpu").load(tmp_path / "missing")
+
+
+def test_pair_dataset_streams_rows_from_disk(dataset):
+    import pickle
+
+    split = dataset.split("train")
+    ds = PairDataset(split, indices=[3, 0])
+    assert ds.rows is not None  # positioned reads, not the memory map
+    moving, fixed = ds[0]
+    ref_moving, ref_fixed = split.pair(3)
+    assert moving.shape == (1, SIZE, SIZE)
+    np.testing.assert_array_equal(moving[0].numpy(), ref_moving)
+    np.testing.assert_array_equal(fixed[0].numpy(), ref_fixed)
+    clone = pickle.loads(pickle.dumps(ds))  # what a DataLoader worker receives
+    assert clone.split is None
+    np.testing.assert_array_equal(clone[1][0].numpy(), ds[1][0].numpy())
+
+
+def test_amp_and_worker_defaults():
+    from pcreg.training import _amp_settings, _workers
+
+    use, dtype = _amp_settings(TrainConfig(amp_dtype="auto"), torch.device("cpu"))
+    assert not use  # mixed precision is a CUDA-only path
+    assert _amp_settings(TrainConfig(amp_dtype="bfloat16"), torch.device("cpu"))[1] == torch.bfloat16
+    with pytest.raises(ValueError, match="amp_dtype"):
+        _amp_settings(TrainConfig(amp_dtype="int8"), torch.device("cpu"))
+    assert _workers(TrainConfig(num_workers=-1, threads=4), cuda=True) == 4
+    assert _workers(TrainConfig(num_workers=-1, threads=4), cuda=False) == 0
+    assert _workers(TrainConfig(num_workers=2), cuda=False) == 2

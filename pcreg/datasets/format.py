@@ -46,6 +46,8 @@ class PairSplit:
     fixed: np.ndarray
     field: np.ndarray | None
     landmarks: dict[str, tuple[np.ndarray, np.ndarray]]
+    #: The prepared dataset's directory (``<root>/<name>/moving.npy`` ...), when read from disk.
+    root: Path | None = None
 
     def __len__(self) -> int:
         return len(self.manifest)
@@ -115,7 +117,7 @@ class PreparedDataset:
                     grp[["fixed_x", "fixed_y"]].to_numpy(np.float64),
                     grp[["moving_x", "moving_y"]].to_numpy(np.float64),
                 )
-        return PairSplit(name, rows, moving, fixed, field, landmarks)
+        return PairSplit(name, rows, moving, fixed, field, landmarks, root=self.root)
 
 
 class DatasetWriter:
