@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _learned import check_checkpoint_round_trip, smooth_image, t, write_pairs
 from scipy import ndimage
 
 from pcreg.models.spatial import pad_to_multiple, warp
@@ -20,22 +21,12 @@ from pcreg.warp import shift_field, warp_image
 torch.set_num_threads(1)
 
 
-def smooth_image(rng: np.random.Generator, shape=(64, 64), sigma=3.0) -> np.ndarray:
-    img = ndimage.gaussian_filter(rng.random(shape), sigma)
-    img = (img - img.min()) / (img.max() - img.min())
-    return img.astype(np.float32)
-
-
 def shifted_pair(rng: np.random.Generator, shape=(64, 64)) -> tuple[np.ndarray, np.ndarray]:
     """(moving, fixed) where moving is fixed shifted by +3 px in x and -2 px in y."""
     fixed = smooth_image(rng, shape)
     # moving(p) = fixed(p - (dy, dx)) with (dy, dx) = (-2, +3): pull back with u = (+2, -3).
     moving = warp_image(fixed, shift_field(shape, dx=-3.0, dy=2.0))
     return moving, fixed
-
-
-def t(img: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(img))[None, None]
 
 
 def test_torch_warp_matches_shared_routine_on_known_shift():
@@ -134,23 +125,6 @@ def test_pad_to_multiple_keeps_coordinates():
 # --- the method, through the shared training harness -------------------------------------------
 
 
-def write_pairs(root, n_train=4, n_val=2, shape=(64, 64), seed=0):
-    """A tiny prepared dataset of smoothly deformed pairs; ``field`` is the exact pull-back (fixed = moving o field)."""
-    from pcreg.datasets.format import DatasetWriter, PreparedDataset
-
-    rng = np.random.default_rng(seed)
-    with DatasetWriter(root, name="tiny", dataset_type="test", image_shape=shape,
-                       split_sizes={"train": n_train, "val": n_val}, has_field=True) as writer:
-        for split, n in (("train", n_train), ("val", n_val)):
-            for i in range(n):
-                moving = smooth_image(rng, shape, sigma=2.0)
-                field = np.stack([ndimage.gaussian_filter(rng.standard_normal(shape), 8) * 40 for _ in range(2)])
-                field = field.astype(np.float32)
-                writer.add(split, f"{split}{i}", moving, warp_image(moving, field), field=field)
-    ds = PreparedDataset(root)
-    return ds.split("train"), ds.split("val")
-
-
 def small_method(**params):
     from baselines import build_method
 
@@ -187,23 +161,5 @@ def test_loss_falls_when_overfitting_a_few_pairs(tmp_path):
 
 
 def test_checkpoint_round_trip_through_fit_and_load(tmp_path):
-    from baselines import run_method
-
-    train, val = write_pairs(tmp_path / "ds")
-    work = tmp_path / "work"
-    trained = small_method()
-    trained.fit(train, val, work)
-    assert (work / "best.pt").is_file() and (work / "last.pt").is_file()
-    assert len((work / "train_log.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
-
-    loaded = small_method()
-    loaded.load(work)
-    for (k, a), (k2, b) in zip(trained.model.state_dict().items(), loaded.model.state_dict().items()):
-        assert k == k2 and torch.equal(a, b)
-    moving, fixed = val.pair(0)
-    r1, r2 = trained.register(moving, fixed), loaded.register(moving, fixed)
-    assert r1.field.shape == (2, 64, 64) and r1.image is None
-    np.testing.assert_array_equal(r1.field, r2.field)
-    assert np.abs(r1.field).max() > 1e-3  # training moved the flow away from its ~1e-5 initialisation
-    result = run_method(loaded, moving, fixed)
-    assert not result.failed and result.image.shape == (64, 64)
+    field, _ = check_checkpoint_round_trip(small_method, tmp_path)
+    assert np.abs(field).max() > 1e-3  # training moved the flow away from its ~1e-5 initialisation

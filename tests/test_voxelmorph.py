@@ -4,37 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy import ndimage
+from _learned import check_checkpoint_round_trip, smooth_image, t, write_pairs
 
 from pcreg.warp import shift_field, warp_image
 
 torch.set_num_threads(1)
-
-
-def smooth_image(rng: np.random.Generator, shape=(64, 64), sigma=2.0) -> np.ndarray:
-    img = ndimage.gaussian_filter(rng.random(shape), sigma)
-    return ((img - img.min()) / (img.max() - img.min())).astype(np.float32)
-
-
-def t(img: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(img))[None, None]
-
-
-def write_pairs(root, n_train=4, n_val=2, shape=(64, 64), seed=0):
-    """A tiny prepared dataset of smoothly deformed pairs; ``field`` is the exact pull-back (fixed = moving o field)."""
-    from pcreg.datasets.format import DatasetWriter, PreparedDataset
-
-    rng = np.random.default_rng(seed)
-    with DatasetWriter(root, name="tiny", dataset_type="test", image_shape=shape,
-                       split_sizes={"train": n_train, "val": n_val}, has_field=True) as writer:
-        for split, n in (("train", n_train), ("val", n_val)):
-            for i in range(n):
-                moving = smooth_image(rng, shape)
-                field = np.stack([ndimage.gaussian_filter(rng.standard_normal(shape), 8) * 40 for _ in range(2)])
-                field = field.astype(np.float32)
-                writer.add(split, f"{split}{i}", moving, warp_image(moving, field), field=field)
-    ds = PreparedDataset(root)
-    return ds.split("train"), ds.split("val")
 
 
 def method(**params):
@@ -134,22 +108,4 @@ def test_diffeomorphic_variant_trains_and_predicts():
 
 
 def test_checkpoint_round_trip_through_fit_and_load(tmp_path):
-    from baselines import run_method
-
-    train, val = write_pairs(tmp_path / "ds")
-    work = tmp_path / "work"
-    trained = method()
-    trained.fit(train, val, work)
-    assert (work / "best.pt").is_file() and (work / "last.pt").is_file()
-    assert len((work / "train_log.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
-
-    loaded = method()
-    loaded.load(work)
-    for (k, a), (k2, b) in zip(trained.model.state_dict().items(), loaded.model.state_dict().items()):
-        assert k == k2 and torch.equal(a, b)
-    moving, fixed = val.pair(0)
-    r1, r2 = trained.register(moving, fixed), loaded.register(moving, fixed)
-    assert r1.field.shape == (2, 64, 64) and r1.image is None
-    np.testing.assert_array_equal(r1.field, r2.field)
-    result = run_method(loaded, moving, fixed)
-    assert not result.failed and result.image.shape == (64, 64)
+    field, _ = check_checkpoint_round_trip(method, tmp_path)
