@@ -13,7 +13,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -95,6 +96,12 @@ def speed_accuracy(pairs: pd.DataFrame, runs: Sequence[Run], dataset: str, out: 
         for ax, col in zip(axes, ("ncc", "tre_orig_px")):
             v = pd.to_numeric(g[col], errors="coerce").to_numpy(np.float64)
             v = v[np.isfinite(v)]
+            if run.group == "reference" and v.size:
+                # A reference row (Unregistered) costs nothing: its speed is meaningless, its accuracy a baseline.
+                ax.axhline(v.mean(), color=method_color(run.id), ls="--", lw=1, label=f"{run.label} (reference)")
+                ax.annotate(f"{run.label} (reference)", (0.01, v.mean()), xycoords=("axes fraction", "data"),
+                            textcoords="offset points", xytext=(0, 3), fontsize=7)
+                continue
             if not v.size or not np.isfinite(speed):
                 if col == "tre_orig_px":
                     missing_tre.append(run.label)
@@ -105,12 +112,17 @@ def speed_accuracy(pairs: pd.DataFrame, runs: Sequence[Run], dataset: str, out: 
     for ax, ylabel in zip(axes, ("NCC (mean ± std, higher is better)", "TRE (px, original resolution; lower is "
                                                                        "better)")):
         ax.set_xscale("log")
+        # 1-2-5 ticks as plain numbers: a narrow log range otherwise gets overlapping "3x10^0" minor labels
+        ax.xaxis.set_major_locator(mticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(mticker.NullFormatter())
         ax.set_xlabel("Speed (pairs/s, log scale; 1 / mean runtime per pair)")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3, which="both")
     if missing_tre:
-        axes[1].text(0.02, 0.02, "n/a (no field or no landmarks): " + ", ".join(missing_tre), fontsize=7,
-                     transform=axes[1].transAxes, va="bottom", wrap=True)
+        # top of the TRE panel: the empty side, since lower TRE is better
+        axes[1].text(0.02, 0.98, "n/a (no field or no landmarks): " + ", ".join(missing_tre), fontsize=7,
+                     transform=axes[1].transAxes, va="top", wrap=True)
     if not axes[1].has_data():
         axes[1].set_xscale("linear")
         _message(axes[1], f"TRE does not apply on {dataset}\n(no landmarks, or no method outputs a field)")
