@@ -12,11 +12,12 @@ import pkgutil
 from pathlib import Path
 from typing import Any
 
-from baselines.base import Method, PairResult, Registration, run_method
+from baselines.base import Method, PairResult, Registration, run_method, run_method_batch
 from pcreg.errors import UserError
 
 __all__ = [
-    "Method", "PairResult", "Registration", "run_method", "available_methods", "get_method_class", "build_method",
+    "Method", "PairResult", "Registration", "run_method", "run_method_batch",
+    "available_methods", "get_method_class", "build_method",
 ]
 
 _NOT_METHODS = {"base", "learned"}  # learned.py: base class of trainable methods

@@ -94,18 +94,55 @@ def run_method(method: Method, moving: np.ndarray, fixed: np.ndarray) -> PairRes
     """
     moving = np.asarray(moving, dtype=np.float32)
     fixed = np.asarray(fixed, dtype=np.float32)
-    zero = np.zeros((2, *moving.shape), np.float32) if method.outputs_field else None
     start = time.perf_counter()
     try:
         result = method.register(moving, fixed)
-        runtime = time.perf_counter() - start
     except Exception as exc:  # a bad pair must never stop the run
-        return PairResult(moving.copy(), zero, time.perf_counter() - start, True, f"{type(exc).__name__}: {exc}")
+        return _fallback(method, moving, time.perf_counter() - start, f"{type(exc).__name__}: {exc}")
+    return _finish(method, moving, result, time.perf_counter() - start)
+
+
+def run_method_batch(method: Method, moving: np.ndarray, fixed: np.ndarray) -> list[PairResult]:
+    """Run ``method`` on stacks ``(N, H, W)`` of pairs, in one call where the method can batch.
+
+    Methods with ``register_batch(moving, fixed) -> (images, fields or None)``
+    (the learned methods, worthwhile on a GPU) are called once for the stack and
+    each pair is charged the batch time divided by ``N``; if the batched call
+    raises, the pairs are run one by one so that a bad pair cannot fail the
+    others. Every pair goes through the same checks and warping as
+    :func:`run_method`.
+    """
+    moving = np.asarray(moving, dtype=np.float32)
+    fixed = np.asarray(fixed, dtype=np.float32)
+    batch = getattr(method, "register_batch", None)
+    if batch is None or len(moving) < 2:
+        return [run_method(method, m, f) for m, f in zip(moving, fixed)]
+    start = time.perf_counter()
+    try:
+        images, fields = batch(moving, fixed)
+    except Exception:
+        return [run_method(method, m, f) for m, f in zip(moving, fixed)]
+    per_pair = (time.perf_counter() - start) / len(moving)
+    if method.outputs_field:
+        if fields is None:
+            return [_fallback(method, m, per_pair, f"{method.name} returned no fields") for m in moving]
+        return [_finish(method, m, Registration(field=u), per_pair) for m, u in zip(moving, fields)]
+    return [_finish(method, m, Registration(image=img), per_pair) for m, img in zip(moving, images)]
+
+
+def _fallback(method: Method, moving: np.ndarray, runtime: float, reason: str) -> PairResult:
+    """The identity result (moving image, zero field) marked failed with ``reason``."""
+    zero = np.zeros((2, *moving.shape), np.float32) if method.outputs_field else None
+    return PairResult(moving.copy(), zero, runtime, True, reason)
+
+
+def _finish(method: Method, moving: np.ndarray, result: Registration, runtime: float) -> PairResult:
+    """Check a method's :class:`Registration` and turn it into a :class:`PairResult` (warping fields here)."""
     if result.failed:
         if result.field is not None and method.outputs_field:
             field = check_field(result.field, moving.shape)
             return PairResult(warp_image(moving, field), field, runtime, True, result.reason or "failed")
-        return PairResult(moving.copy(), zero, runtime, True, result.reason or "failed")
+        return _fallback(method, moving, runtime, result.reason or "failed")
     try:
         if method.outputs_field:
             if result.field is None or result.image is not None:
@@ -119,4 +156,4 @@ def run_method(method: Method, moving: np.ndarray, fixed: np.ndarray) -> PairRes
             raise ValueError(f"{method.name} returned an image of shape {image.shape} or with non-finite values")
         return PairResult(image, None, runtime, False, "")
     except ValueError as exc:
-        return PairResult(moving.copy(), zero, runtime, True, str(exc))
+        return _fallback(method, moving, runtime, str(exc))

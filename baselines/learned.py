@@ -55,6 +55,9 @@ TRAINING_PARAMS_SCHEMA: dict[str, dict[str, Any]] = {
     "channels_last": {"type": "boolean", "default": False,
                       "description": "Train in channels_last (NHWC) memory format; recommended on CUDA."},
     "progress": {"type": "boolean", "default": True, "description": "Show a tqdm progress bar per epoch."},
+    "inference_batch_size": {"type": "integer", "minimum": 0, "default": 0,
+                             "description": "Test pairs per forward pass when registering; 0 = auto: 32 on CUDA, "
+                                            "1 on CPU (no gain there, and per-pair results stay bit-identical)."},
 }
 
 
@@ -154,6 +157,14 @@ class LearnedMethod(Method):
         model = self.new_model()
         load_weights(model, path)
         self.model = self.prepare_inference(model.to(self.torch_device()).eval())
+
+    @property
+    def inference_batch_size(self) -> int:
+        """Pairs per forward pass in the workflow's register step (see the ``inference_batch_size`` param)."""
+        n = int(self.params.get("inference_batch_size", 0))
+        if n > 0:
+            return n
+        return 32 if self.torch_device().type == "cuda" else 1
 
     def register_batch(self, moving: np.ndarray, fixed: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Run ``predict`` on ``(N, H, W)`` stacks; returns ``(images (N,H,W), fields (N,2,H,W) or None)``."""

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from baselines import build_method, get_method_class, run_method
+from baselines import build_method, get_method_class, run_method_batch
 from pcreg.datasets.format import PreparedDataset
 from pcreg.streaming import NpyRowWriter, iter_blocks, read_rows
 
@@ -102,21 +102,24 @@ def register_shard(
     reg_path, field_path = shard_array_paths(out_path)
     n_fields = len(idx) if method.outputs_field else 0
     folder = dataset.root / split
+    # Pairs per call: learned methods batch on a GPU (inference_batch_size), everything else runs pair by pair.
+    batch = max(1, int(getattr(method, "inference_batch_size", 1)))
     progress = tqdm(total=len(idx), desc=label, unit="pair")
     with NpyRowWriter(reg_path, (len(idx), h, w)) as reg_out, NpyRowWriter(field_path, (n_fields, 2, h, w)) as fld_out:
         # Shard indices are a contiguous block (shard_indices), read a few dozen pairs at a time.
         for a, b in iter_blocks(len(idx), READ_BLOCK):
             lo, hi = int(idx[a]), int(idx[b - 1]) + 1
             moving, fixed = read_rows(folder / "moving.npy", lo, hi), read_rows(folder / "fixed.npy", lo, hi)
-            for k in range(a, b):
-                j = int(idx[k]) - lo
-                result = run_method(method, moving[j], fixed[j])
-                reg_out.write(result.image)
-                if method.outputs_field:
-                    fld_out.write(result.field if result.field is not None else np.zeros((2, h, w), np.float32))
-                runtime[k], failed[k] = result.runtime_s, result.failed
-                reasons.append(result.reason)
-                progress.update()
+            for c in range(a, b, batch):  # idx is contiguous, so block row = k - a
+                results = run_method_batch(method, moving[c - a : min(c + batch, b) - a],
+                                           fixed[c - a : min(c + batch, b) - a])
+                for k, result in enumerate(results, start=c):
+                    reg_out.write(result.image)
+                    if method.outputs_field:
+                        fld_out.write(result.field if result.field is not None else np.zeros((2, h, w), np.float32))
+                    runtime[k], failed[k] = result.runtime_s, result.failed
+                    reasons.append(result.reason)
+                    progress.update()
     progress.close()
     tmp = out_path.with_name(out_path.name + ".tmp.npz")
     np.savez(tmp, indices=idx, runtime_s=runtime, failed=failed, reason=np.array(reasons, dtype=str),

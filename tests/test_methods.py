@@ -69,3 +69,47 @@ def test_image_output_methods_have_no_field():
 def test_params_are_validated_against_the_method_schema():
     with pytest.raises(UserError, match="method 'identity'"):
         build_method("identity", {"unexpected": 1})
+
+
+class _BatchShift(Method):
+    """Shifts by one pixel; batched like the learned methods, and breaks on a pair of all ones."""
+
+    name = "unit_batch_shift"
+    calls = 0
+
+    def register(self, moving, fixed):
+        if np.all(moving == 1.0):
+            raise RuntimeError("bad pair")
+        return Registration(field=shift_field(moving.shape, 1.0, 0.0))
+
+    def register_batch(self, moving, fixed):
+        type(self).calls += 1
+        fields = np.stack([self.register(m, f).field for m, f in zip(moving, fixed)])
+        return None, fields
+
+
+def test_batched_runs_match_pair_by_pair_runs():
+    from baselines import run_method_batch
+
+    rng = np.random.default_rng(4)
+    moving, fixed = rng.random((2, 5, 9, 7)).astype(np.float32)
+    _BatchShift.calls = 0
+    batched = run_method_batch(_BatchShift(), moving, fixed)
+    assert _BatchShift.calls == 1  # one call for the stack
+    single = [run_method(_BatchShift(), m, f) for m, f in zip(moving, fixed)]
+    for b, s in zip(batched, single):
+        np.testing.assert_array_equal(b.image, s.image)
+        np.testing.assert_array_equal(b.field, s.field)
+        assert not b.failed
+    assert len({b.runtime_s for b in batched}) == 1  # each pair is charged the batch time / N
+
+
+def test_a_bad_pair_in_a_batch_fails_alone():
+    from baselines import run_method_batch
+
+    rng = np.random.default_rng(5)
+    moving, fixed = rng.random((2, 3, 8, 8)).astype(np.float32)
+    moving[1] = 1.0
+    results = run_method_batch(_BatchShift(), moving, fixed)
+    assert [r.failed for r in results] == [False, True, False]
+    assert "bad pair" in results[1].reason and np.array_equal(results[1].image, moving[1])

@@ -109,3 +109,21 @@ def test_diffeomorphic_variant_trains_and_predicts():
 
 def test_checkpoint_round_trip_through_fit_and_load(tmp_path):
     field, _ = check_checkpoint_round_trip(method, tmp_path)
+
+
+def test_batched_inference_matches_pair_by_pair(tmp_path):
+    from baselines import run_method, run_method_batch
+
+    train, val = write_pairs(tmp_path / "ds", n_train=2, n_val=3)
+    m = method(epochs=1)
+    m.fit(train, val, tmp_path / "work")
+    assert m.inference_batch_size == 1  # auto on CPU
+    m.params["inference_batch_size"] = 3
+    assert m.inference_batch_size == 3
+    moving, fixed = np.asarray(val.moving), np.asarray(val.fixed)
+    batched = run_method_batch(m, moving, fixed)
+    for i, b in enumerate(batched):
+        single = run_method(m, moving[i], fixed[i])
+        assert not b.failed
+        np.testing.assert_allclose(b.field, single.field, atol=1e-5)
+        np.testing.assert_allclose(b.image, single.image, atol=1e-5)
