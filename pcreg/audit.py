@@ -57,12 +57,24 @@ def identity(moving: np.ndarray, fixed: np.ndarray) -> np.ndarray:
     return np.array(moving, dtype=np.float32, copy=True)
 
 
-def derangement(n: int, seed: int) -> np.ndarray:
-    """Donor index of each pair: ``(i + k) mod n`` with ``k`` in ``1..n-1`` from ``seed`` (never ``i`` itself)."""
+def derangement(n: int, seed: int, groups: Sequence[str] | None = None) -> np.ndarray:
+    """Donor index of each pair: ``(i + k) mod n`` with ``k`` in ``1..n-1`` from ``seed`` (never ``i`` itself).
+
+    With ``groups`` (e.g. the temporal sequence of each pair) that hold more than
+    one value, a donor from the pair's own group is replaced by the next pair in
+    the cyclic order from another group: frames of one sequence show nearly the
+    same content, which would make "another pair's moving image" no test at all.
+    """
     if n < 2:
         raise ValueError("the shuffled condition needs at least 2 pairs")
     k = 1 + int(np.random.default_rng(seed).integers(n - 1))
-    return (np.arange(n) + k) % n
+    donors = (np.arange(n) + k) % n
+    if groups is not None and len(set(groups)) > 1:
+        g = list(groups)
+        for i in range(n):
+            while g[donors[i]] == g[i]:
+                donors[i] = (donors[i] + 1) % n
+    return donors
 
 
 def select_pairs(n_total: int, n: int | None, seed: int) -> np.ndarray:
@@ -100,6 +112,7 @@ def audit_pairs(
     method: str = "",
     pair_ids: Sequence[str] | None = None,
     blank: str = "mean",
+    groups: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Score ``register`` on every pair under the three conditions.
 
@@ -107,12 +120,13 @@ def audit_pairs(
     a subset from :func:`select_pairs`). Returns one row per pair and condition:
     ``method, pair_id, index, condition, donor, input_ncc, ncc, ssim, psnr``,
     where ``input_ncc`` is the NCC of the image given as moving with the fixed
-    image (for ``shuffled`` the chance level).
+    image (for ``shuffled`` the chance level). ``groups`` (one per pair, e.g. the
+    temporal sequence) keeps donors out of a pair's own group (:func:`derangement`).
     """
     n = len(fixed)
     if len(moving) != n:
         raise ValueError(f"{len(moving)} moving but {n} fixed images")
-    donors = derangement(n, seed)
+    donors = derangement(n, seed, groups)
     ids = list(pair_ids) if pair_ids is not None else [str(i) for i in range(n)]
     rows = []
     for i in range(n):

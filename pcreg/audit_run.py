@@ -22,12 +22,15 @@ from pcreg.datasets.format import PreparedDataset
 from pcreg.tables import Run, TableDoc, fmt_value, write_doc
 
 
-def _subset(data_root: Path, n_pairs: int | None, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _subset(data_root: Path, n_pairs: int | None, seed: int
+            ) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """Audited test pairs: moving, fixed, pair ids and temporal sequences (donors come from other sequences)."""
     test = PreparedDataset(data_root).split("test")
     idx = audit.select_pairs(len(test), n_pairs, seed)
     moving = np.stack([np.asarray(test.moving[i], np.float32) for i in idx])
     fixed = np.stack([np.asarray(test.fixed[i], np.float32) for i in idx])
-    return moving, fixed, [test.pair_ids[i] for i in idx]
+    sequences = [str(test.manifest.at[int(i), "sequence"]) for i in idx]
+    return moving, fixed, [test.pair_ids[i] for i in idx], sequences
 
 
 def audit_run(data_root: Path, spec: dict[str, Any], out_csv: Path, *, n_pairs: int | None, seed: int,
@@ -41,13 +44,13 @@ def audit_run(data_root: Path, spec: dict[str, Any], out_csv: Path, *, n_pairs: 
         if model_dir is None:
             raise ValueError(f"{spec['method']} is trainable: a model directory is required")
         method.load(model_dir)
-    moving, fixed, ids = _subset(data_root, n_pairs, seed)
+    moving, fixed, ids, sequences = _subset(data_root, n_pairs, seed)
 
     def register(mov: np.ndarray, fix: np.ndarray) -> np.ndarray:
         return run_method(method, mov, fix).image
 
     df = audit.audit_pairs(register, moving, fixed, seed, method=spec.get("id", spec["method"]), pair_ids=ids,
-                           blank=blank)
+                           blank=blank, groups=sequences)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_csv.with_name(out_csv.name + ".tmp")
     df.to_csv(tmp, index=False)
@@ -57,8 +60,9 @@ def audit_run(data_root: Path, spec: dict[str, Any], out_csv: Path, *, n_pairs: 
 
 def oracle_rows(data_root: Path, *, n_pairs: int | None, seed: int, blank: str = "mean") -> pd.DataFrame:
     """The fixed-copy oracle on the same pairs and donors as :func:`audit_run`."""
-    moving, fixed, ids = _subset(data_root, n_pairs, seed)
-    return audit.audit_pairs(audit.fixed_copy, moving, fixed, seed, method=audit.ORACLE, pair_ids=ids, blank=blank)
+    moving, fixed, ids, sequences = _subset(data_root, n_pairs, seed)
+    return audit.audit_pairs(audit.fixed_copy, moving, fixed, seed, method=audit.ORACLE, pair_ids=ids, blank=blank,
+                             groups=sequences)
 
 
 def _explain(label: str, row: dict) -> str:

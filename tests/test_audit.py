@@ -126,3 +126,15 @@ def test_shuffled_condition_uses_the_donor_and_is_seeded():
     for _, row in sh.iterrows():
         assert row["ncc"] == pytest.approx(ncc(moving[row["donor"]], fixed[row["index"]]))
     assert np.array_equal(fixed_copy(moving[0], fixed[0]), fixed[0])
+
+
+def test_donors_come_from_another_sequence():
+    from pcreg.audit import derangement
+
+    groups = ["s0", "s0", "s0", "s1", "s1", "s2"]
+    for seed in range(6):
+        donors = derangement(len(groups), seed, groups)
+        assert all(groups[d] != groups[i] for i, d in enumerate(donors))
+        assert list(donors) == list(derangement(len(groups), seed, groups))  # deterministic
+    # one group (not temporal): the plain cyclic shift
+    np.testing.assert_array_equal(derangement(4, 2, ["", "", "", ""]), derangement(4, 2))

@@ -1,14 +1,12 @@
 """The Snakemake workflow end to end on a tiny config, and the determinism of a run."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from _workflow import ROOT, run_snakemake
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from pcreg.config import validate_params
@@ -16,17 +14,18 @@ from pcreg.datasets import PreparedDataset, get_dataset_type
 from pcreg.evaluate import evaluate_method
 from pcreg.runner import register_shard, shard_indices
 
-ROOT = Path(__file__).resolve().parent.parent
-
 TINY = {
     "seed": 3,
     "shards": 2,
     "device": "cpu",
+    "stats": {"n_boot": 200},
+    "audit": {"pairs": 3},
+    "figures": {"qualitative_pairs": 1},
     "datasets": {
-        "fundus": {"type": "synthetic-fundus",
+        "fundus": {"type": "synthetic-fundus", "paper_reference": "fire-reg-256",
                    "params": {"image_size": 32, "crop_px": 48, "pairs": {"train": 2, "val": 1, "test": 3}}},
-        "orpam": {"type": "synthetic-orpam",
-                  "params": {"height": 32, "width": 16, "sequences": {"train": 1, "val": 1, "test": 1},
+        "orpam": {"type": "synthetic-orpam", "paper_reference": "orpam-temporal-26k",
+                  "params": {"height": 32, "width": 16, "sequences": {"train": 1, "val": 1, "test": 2},
                              "frames": 2}},
         # the user's own pairs: the hand-made example folder (moving/, fixed/, landmarks/)
         "pairs": {"type": "folder",
@@ -35,11 +34,6 @@ TINY = {
     },
     "methods": {"identity": {"group": "reference"}},
 }
-
-
-def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
-                           str(workdir), *args], capture_output=True, text=True)
 
 
 def test_shards_cover_every_pair_once():
@@ -66,7 +60,7 @@ def test_runs_are_deterministic(tmp_path):
 def test_workflow_end_to_end(tmp_path):
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(TINY))
-    proc = _snakemake(tmp_path, "--cores", "2", "all", "--configfile", str(cfg))
+    proc = run_snakemake(tmp_path, "--cores", "2", "all", "--configfile", str(cfg))
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = tmp_path / "results"
     for name in ("fundus", "orpam", "pairs"):
@@ -82,10 +76,26 @@ def test_workflow_end_to_end(tmp_path):
             assert abs(row["ssim"] - structural_similarity(registered[i], fixed, data_range=1.0)) < 1e-4
             assert abs(row["psnr"] - peak_signal_noise_ratio(fixed, registered[i], data_range=1.0)) < 1e-4
     assert pd.read_csv(res / "pairs" / "identity" / "pairs.csv")["tre_px"].notna().all()  # landmarks were read
+    # every evaluation table and figure, and the report
+    for d in ("fundus", "orpam"):
+        for stem in (d, f"table1_{d}", f"stats_{d}", f"geometry_{d}", f"audit_{d}"):
+            for ext in ("csv", "md", "tex", "html"):
+                assert (res / "tables" / f"{stem}.{ext}").stat().st_size > 50, stem
+        for fig in ("qualitative", "boxplots", "speed", "fire_success", "training"):
+            assert (res / "figures" / f"{d}_{fig}.png").stat().st_size > 5000, fig
+        audit = pd.read_csv(res / "tables" / f"audit_{d}.csv").set_index("method")
+        assert audit.loc["fixed-copy", "ncc_normal"] == pytest.approx(1.0)
+        assert audit.loc["identity", "retained_shuffled"] == pytest.approx(0.0, abs=1e-9)
+    assert "NCC (paper, FIRE-Reg-256)" in (res / "tables" / "table1_fundus.md").read_text()
+    assert "TNCC (paper, OR-PAM-Reg-Temporal-26K)" in (res / "tables" / "table3_orpam.md").read_text()
+    report = run_snakemake(tmp_path, "--report", str(res / "report.html"), "--configfile", str(cfg))
+    assert report.returncode == 0, report.stderr[-2000:]
+    html = (res / "report.html").read_text()
+    assert "audit_fundus.html" in html and "orpam_fire_success.png" in html
     manifest = json.loads((res / "manifest.json").read_text())
     assert manifest["seed"] == 3 and manifest["packages"]["numpy"] and "datasets" in manifest["config"]
     # A second invocation has nothing left to do.
-    again = _snakemake(tmp_path, "--cores", "2", "all", "--configfile", str(cfg), "-n")
+    again = run_snakemake(tmp_path, "--cores", "2", "all", "--configfile", str(cfg), "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
@@ -93,6 +103,6 @@ def test_bad_config_fails_the_workflow_with_the_key(tmp_path):
     bad = dict(TINY, shards=0)
     cfg = tmp_path / "bad.yaml"
     cfg.write_text(yaml.safe_dump(bad))
-    proc = _snakemake(tmp_path, "-n", "all", "--configfile", str(cfg))
+    proc = run_snakemake(tmp_path, "-n", "all", "--configfile", str(cfg))
     assert proc.returncode != 0
     assert "config error at shards: 0 is less than the minimum of 1" in proc.stderr + proc.stdout
