@@ -103,18 +103,6 @@ def index_shards(shard_files: Iterable[Path], n_pairs: int) -> ShardIndex:
     return ShardIndex(arrays, shard_of, row_of, runtime, failed, reason, flags.pop())
 
 
-def merge_shards(shard_files: Iterable[Path], n_pairs: int) -> dict[str, np.ndarray]:
-    """All shards' outputs as in-memory arrays in test-split order (small data and tests only)."""
-    index = index_shards(shard_files, n_pairs)
-    return {
-        "registered": index.rows(0, 0, n_pairs),
-        "fields": index.rows(1, 0, n_pairs) if index.outputs_field else None,
-        "runtime_s": index.runtime_s,
-        "failed": index.failed,
-        "reason": index.reason,
-    }
-
-
 def score_pair(
     registered: np.ndarray,
     fixed: np.ndarray,

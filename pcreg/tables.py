@@ -99,12 +99,6 @@ def fmt_p(p: float | None) -> str:
     return "<0.001" if p < 1e-3 else f"{p:.3f}"
 
 
-def format_mean_std(mean: float, std: float, decimals: int, latex: bool = False) -> str:
-    """``mean ± std`` (kept for callers of the first version; ``latex`` gives LaTeX markup)."""
-    text = fmt_mean_std(mean, std, decimals)
-    return latex_cell(text) if latex else text
-
-
 # ------------------------------------------------------------------------------------------------ documents
 
 
@@ -252,12 +246,11 @@ def summarize_runs(runs: Sequence[Run], metrics: dict[str, tuple[str, int]] = SU
     return pd.DataFrame(rows)
 
 
-def display_frame(summary: pd.DataFrame, metrics: dict[str, tuple[str, int]] = SUMMARY_METRICS,
-                  latex: bool = False) -> pd.DataFrame:
+def display_frame(summary: pd.DataFrame, metrics: dict[str, tuple[str, int]] = SUMMARY_METRICS) -> pd.DataFrame:
     """Human-readable table: one row per run, ``mean ± std`` cells."""
     out = pd.DataFrame({"Group": summary["group"], "Method": summary["label"]})
     for col, (header, dec) in metrics.items():
-        out[header] = [format_mean_std(m, s, dec, latex) for m, s in zip(summary[f"{col}_mean"], summary[f"{col}_std"])]
+        out[header] = [fmt_mean_std(m, s, dec) for m, s in zip(summary[f"{col}_mean"], summary[f"{col}_std"])]
     out["Failed"] = [f"{f}/{n}" for f, n in zip(summary["n_failed"], summary["n_pairs"])]
     return out
 
@@ -274,14 +267,6 @@ def overview_doc(summary: pd.DataFrame, caption: str, metrics: dict[str, tuple[s
             last = group
         rows.append([str(c) for c in row])
     return TableDoc(["Method", *list(frame.columns[2:])], rows, caption, list(notes))
-
-
-def to_markdown(frame: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table of a plain frame."""
-    cols = list(frame.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
 
 
 def write_table(summary: pd.DataFrame, stem: Path, caption: str,

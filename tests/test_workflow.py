@@ -106,3 +106,16 @@ def test_bad_config_fails_the_workflow_with_the_key(tmp_path):
     proc = run_snakemake(tmp_path, "-n", "all", "--configfile", str(cfg))
     assert proc.returncode != 0
     assert "config error at shards: 0 is less than the minimum of 1" in proc.stderr + proc.stdout
+
+
+def test_dry_run_lists_the_conditional_tables(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    spec = dict(TINY, methods={"identity": {"group": "reference"},
+                               "identity_abl": {"method": "identity", "group": "ablation", "datasets": ["fundus"]}})
+    cfg.write_text(yaml.safe_dump(spec))
+    proc = run_snakemake(tmp_path, "-n", "all", "--configfile", str(cfg))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout + proc.stderr
+    assert "results/tables/table3_orpam.md" in out and "results/tables/table3_fundus.md" not in out
+    assert "results/tables/ablation_fundus.md" in out and "results/tables/ablation_orpam.md" not in out
+    assert "results/fundus/identity_abl/audit.csv" in out
