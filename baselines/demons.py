@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from baselines.base import Method, Registration
+from pcreg.methods.base import Method, Registration
 
 _VARIANTS = {
     "diffeomorphic": "DiffeomorphicDemonsRegistrationFilter",

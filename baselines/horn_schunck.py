@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from baselines.base import Method, Registration
+from pcreg.methods.base import Method, Registration
 from pcreg.warp import warp_image
 
 _CENTRAL = np.array([-0.5, 0.0, 0.5], np.float32)

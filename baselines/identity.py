@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from baselines.base import Method, Registration
+from pcreg.methods.base import Method, Registration
 
 
 class Identity(Method):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from baselines.base import Method, Registration
+from pcreg.methods.base import Method, Registration
 from pcreg.warp import field_from_matrix
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from baselines.base import Method, Registration
+from pcreg.methods.base import Method, Registration
 
 _THREADS_ENV = "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"
 _SEED_ENV = "ANTS_RANDOM_SEED"

@@ -1,4 +1,4 @@
-"""TransMorph-2D (Chen et al., Medical Image Analysis 2022), implemented in :mod:`pcreg.models.transmorph`.
+"""TransMorph-2D (Chen et al., Medical Image Analysis 2022), implemented in :mod:`baselines._transmorph_net`.
 
 No maintained package provides TransMorph, so the network is written from the paper
 and its official 2-D configuration (Swin encoder, patch 4, embed 96, depths 2/2/4/2,
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from baselines.learned import LearnedMethod, with_training_params
+from pcreg.methods.learned import LearnedMethod, with_training_params
 
 _MODEL_PARAMS: dict[str, Any] = {
     "variant": {
@@ -49,13 +49,13 @@ class TransMorph(LearnedMethod):
     )
 
     def build_model(self):  # noqa: ANN201 - torch.nn.Module
-        from pcreg.models.transmorph import build_transmorph
+        from baselines._transmorph_net import build_transmorph
 
         return build_transmorph(self.params["variant"], drop_path_rate=float(self.params["drop_path_rate"]))
 
     def _loss_module(self):  # noqa: ANN202
         if getattr(self, "_loss", None) is None:
-            from pcreg.models.registration_losses import RegistrationLoss
+            from baselines._registration_losses import RegistrationLoss
 
             self._loss = RegistrationLoss(self.params["loss"], self.params["lambda"], self.params["ncc_window"])
         return self._loss

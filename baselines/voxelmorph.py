@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from baselines.learned import LearnedMethod, with_training_params
+from pcreg.methods.learned import LearnedMethod, with_training_params
 
 _MODEL_PARAMS: dict[str, Any] = {
     "enc_features": {
@@ -75,7 +75,7 @@ class VoxelMorph(LearnedMethod):
 
     @property
     def lam(self) -> float:
-        from pcreg.models.registration_losses import VOXELMORPH_LAMBDA
+        from baselines._registration_losses import VOXELMORPH_LAMBDA
 
         lam = self.params["lambda"]
         return VOXELMORPH_LAMBDA[self.params["loss"]] if lam is None else float(lam)
@@ -99,14 +99,14 @@ class VoxelMorph(LearnedMethod):
 
     def _loss_module(self):  # noqa: ANN202
         if getattr(self, "_loss", None) is None:
-            from pcreg.models.registration_losses import RegistrationLoss
+            from baselines._registration_losses import RegistrationLoss
 
             self._loss = RegistrationLoss(self.params["loss"], self.lam, self.params["ncc_window"])
         return self._loss
 
     def training_loss(self, model, moving, fixed):  # noqa: ANN001, ANN201
         """Similarity of the package-warped moving image to fixed + lambda * smoothness of the (velocity) field."""
-        from pcreg.models.spatial import pad_to_multiple
+        from baselines._spatial import pad_to_multiple
 
         m, (h, w) = pad_to_multiple(moving, self.size_multiple)
         f, _ = pad_to_multiple(fixed, self.size_multiple)
@@ -119,7 +119,7 @@ class VoxelMorph(LearnedMethod):
 
     def predict(self, model, moving, fixed):  # noqa: ANN001, ANN201
         """The displacement field (suite convention, which is the package's) and moving warped by it."""
-        from pcreg.models.spatial import pad_to_multiple, warp
+        from baselines._spatial import pad_to_multiple, warp
 
         m, (h, w) = pad_to_multiple(moving, self.size_multiple)
         f, _ = pad_to_multiple(fixed, self.size_multiple)

@@ -50,36 +50,36 @@ def cmd_prepare(args: argparse.Namespace) -> None:
 
 
 def cmd_fit(args: argparse.Namespace) -> None:
-    from pcreg.runner import fit_method
+    from pcreg.methods.runner import fit_method
 
     fit_method(Path(args.data), _json(args.run), Path(args.out), seed=args.seed, threads=args.threads,
                device=args.device)
 
 
 def cmd_register(args: argparse.Namespace) -> None:
-    from pcreg.runner import register_shard
+    from pcreg.methods.runner import register_shard
 
     register_shard(Path(args.data), _json(args.run), args.shard, args.shards, Path(args.out), seed=args.seed,
                    threads=args.threads, device=args.device, model_dir=Path(args.model) if args.model else None)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from pcreg.evaluate import evaluate_method
+    from pcreg.evaluation.scoring import evaluate_method
 
     evaluate_method(Path(args.data), [Path(p) for p in args.shard_files], Path(args.out))
 
 
 def _runs(text: str):  # noqa: ANN202
-    from pcreg.tables import Run
+    from pcreg.reporting.tables import Run
 
     return [Run(r["id"], r["label"], r["group"], Path(r["pairs_csv"]), method=r.get("method", r["id"]),
                 trainable=bool(r.get("trainable", False)), params=r.get("params") or {}) for r in _json(text)]
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
-    from pcreg.paper_tables import table1
-    from pcreg.result_tables import geometry_table, stats_table
-    from pcreg.tables import load_pairs, summarize_runs, write_doc, write_table
+    from pcreg.reporting.paper_tables import table1
+    from pcreg.reporting.result_tables import geometry_table, stats_table
+    from pcreg.reporting.tables import load_pairs, summarize_runs, write_doc, write_table
 
     runs = _runs(args.runs)
     out = Path(args.out_dir)
@@ -102,8 +102,8 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
 
 def cmd_table3(args: argparse.Namespace) -> None:
     from pcreg.datasets.format import PreparedDataset
-    from pcreg.paper_tables import is_temporal, table3, temporal_by_run
-    from pcreg.tables import summarize_runs, write_doc
+    from pcreg.reporting.paper_tables import is_temporal, table3, temporal_by_run
+    from pcreg.reporting.tables import summarize_runs, write_doc
 
     runs = _runs(args.runs)
     summary = summarize_runs(runs)
@@ -115,8 +115,8 @@ def cmd_table3(args: argparse.Namespace) -> None:
 
 
 def cmd_ablation(args: argparse.Namespace) -> None:
-    from pcreg.paper_tables import ablation_table
-    from pcreg.tables import summarize_runs, write_doc
+    from pcreg.reporting.paper_tables import ablation_table
+    from pcreg.reporting.tables import summarize_runs, write_doc
 
     runs = _runs(args.runs)
     data, doc = ablation_table(summarize_runs(runs), runs, args.dataset, args.paper_reference)
@@ -124,7 +124,7 @@ def cmd_ablation(args: argparse.Namespace) -> None:
 
 
 def cmd_audit(args: argparse.Namespace) -> None:
-    from pcreg.audit_run import audit_run
+    from pcreg.evaluation.audit_run import audit_run
 
     audit_run(Path(args.data), _json(args.run), Path(args.out), n_pairs=args.pairs, seed=args.seed,
               threads=args.threads, device=args.device, model_dir=Path(args.model) if args.model else None,
@@ -132,22 +132,22 @@ def cmd_audit(args: argparse.Namespace) -> None:
 
 
 def cmd_audit_table(args: argparse.Namespace) -> None:
-    from pcreg.audit_run import audit_table
+    from pcreg.evaluation.audit_run import audit_table
 
     audit_table(Path(args.data), _runs(args.runs), [Path(p) for p in args.audit_files], Path(args.out_stem),
                 args.dataset, n_pairs=args.pairs, seed=args.seed, blank=args.blank)
 
 
 def cmd_figures(args: argparse.Namespace) -> None:
-    from pcreg.figures import qualitative_grid
+    from pcreg.reporting.figures import qualitative_grid
 
     qualitative_grid(Path(args.data), _runs(args.runs), Path(args.out), n_pairs=args.pairs)
 
 
 def cmd_plots(args: argparse.Namespace) -> None:
-    from pcreg.plots.results import box_plots, fire_success_curves, speed_accuracy, training_curves
-    from pcreg.result_tables import geometry_table
-    from pcreg.tables import load_pairs
+    from pcreg.reporting.plots import box_plots, fire_success_curves, speed_accuracy, training_curves
+    from pcreg.reporting.result_tables import geometry_table
+    from pcreg.reporting.tables import load_pairs
 
     runs = _runs(args.runs)
     out, ds = Path(args.out_dir), args.dataset

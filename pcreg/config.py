@@ -73,8 +73,8 @@ def _named(lookup: Any, name: str, key: str) -> Any:
 
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     """Validate the whole workflow config, fill every default, and return it."""
-    from baselines import get_method_class
     from pcreg.datasets import get_dataset_type
+    from pcreg.methods.registry import get_method_class
 
     config = validate(copy.deepcopy(dict(config)), load_schema())
     for name, spec in config["datasets"].items():

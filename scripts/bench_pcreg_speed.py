@@ -5,7 +5,7 @@ For the CPU it times two paths at batch 1 and at ``--batch``:
 
 - ``naive``: eval mode, NCHW, BatchNorm unfused, the default allocator, the
   whole batch in one forward (what a plain script does);
-- ``fast``: :class:`pcreg.models.inference.FastPredictor` (BatchNorm folded,
+- ``fast``: :class:`pcreg.net.inference.FastPredictor` (BatchNorm folded,
   channels_last, freed memory kept by the allocator, micro-batches of one pair).
 
 On CUDA (when present): float32 at batch 1, and the batched path with bf16 (or
@@ -13,7 +13,7 @@ On CUDA (when present): float32 at batch 1, and the batched path with bf16 (or
 ``--compile`` (torch.compile), with warm-up and ``torch.cuda.synchronize``.
 
 ``--explain`` adds the diagnostic variants behind the docstring of
-:mod:`pcreg.models.inference` (train-mode BN, allocator, memory format, BN
+:mod:`pcreg.net.inference` (train-mode BN, allocator, memory format, BN
 folding, micro-batching; minor page faults and system time per pair).
 
 Timing: each variant is timed over several rounds, interleaved with the others,
@@ -43,8 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from pcreg.models.inference import FastPredictor, keep_freed_memory  # noqa: E402
-from pcreg.models.pcreg_net import PCRegNet, count_parameters  # noqa: E402
+from pcreg.net.inference import FastPredictor, keep_freed_memory  # noqa: E402
+from pcreg.net.model import PCRegNet, count_parameters  # noqa: E402
 
 COLUMNS = [
     "timestamp", "device", "device_name", "threads", "size", "batch", "path", "pairs_per_s_best",

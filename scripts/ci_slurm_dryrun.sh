@@ -17,7 +17,7 @@ export PCREG_SLURM_ACCOUNT=ci-account PCREG_SLURM_PARTITION=cpu PCREG_SLURM_GPU_
 python scripts/check_slurm_dryrun.py --configfile "$config" --jobs 500
 learned=$(python - "$config" <<'PY'
 import sys, yaml
-from baselines import get_method_class
+from pcreg.methods.registry import get_method_class
 from pcreg.config import validate_config
 cfg = validate_config(yaml.safe_load(open(sys.argv[1])))
 print(sum(get_method_class(s["method"]).is_trainable() for s in cfg["methods"].values()))

@@ -41,7 +41,7 @@ def write_pairs(root, n_train=4, n_val=2, shape=(64, 64), seed=0):  # noqa: ANN0
 
 def check_checkpoint_round_trip(make_method: Callable, tmp_path) -> tuple:  # noqa: ANN001
     """fit -> load gives identical weights and fields, and the loaded method runs; returns the two fields."""
-    from baselines import run_method
+    from pcreg.methods.registry import run_method
 
     train, val = write_pairs(tmp_path / "ds")
     work = tmp_path / "work"

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pcreg.evaluate import PAIR_COLUMNS
-from pcreg.tables import Run
+from pcreg.evaluation.scoring import PAIR_COLUMNS
+from pcreg.reporting.tables import Run
 
 CATS = ["S", "S", "P", "A", "S", "P", "A", "P"]
 

@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 from skimage.registration import phase_cross_correlation
 
-from pcreg.audit import (
+from pcreg.evaluation.audit import (
     ORACLE,
     audit_methods,
     audit_pairs,
@@ -18,7 +18,7 @@ from pcreg.audit import (
     identity,
     select_pairs,
 )
-from pcreg.metrics import ncc
+from pcreg.evaluation.metrics import ncc
 from pcreg.warp import shift_field, warp_image
 
 
@@ -129,7 +129,7 @@ def test_shuffled_condition_uses_the_donor_and_is_seeded():
 
 
 def test_donors_come_from_another_sequence():
-    from pcreg.audit import derangement
+    from pcreg.evaluation.audit import derangement
 
     groups = ["s0", "s0", "s0", "s1", "s1", "s2"]
     for seed in range(6):

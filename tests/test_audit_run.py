@@ -6,14 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import pcreg.runner
-from baselines.base import Method, Registration
-from pcreg import audit
-from pcreg.audit_run import audit_run, audit_table
+import pcreg.methods.runner
 from pcreg.config import validate_params
 from pcreg.datasets import PreparedDataset, get_dataset_type
-from pcreg.metrics import ncc
-from pcreg.tables import Run
+from pcreg.evaluation import audit
+from pcreg.evaluation.audit_run import audit_run, audit_table
+from pcreg.evaluation.metrics import ncc
+from pcreg.methods.base import Method, Registration
+from pcreg.reporting.tables import Run
 
 
 class FixedCopier(Method):
@@ -56,7 +56,7 @@ def test_audit_run_identity_and_table(data, tmp_path, monkeypatch):
     assert first["ncc"] == pytest.approx(ncc(test.moving[idx[0]], test.fixed[idx[0]]), abs=1e-6)
 
     copier = FixedCopier(seed=3)
-    monkeypatch.setattr(pcreg.runner, "make_method", lambda spec, **kw: copier)
+    monkeypatch.setattr(pcreg.methods.runner, "make_method", lambda spec, **kw: copier)
     copy_csv = audit_run(data, {"id": "copier", "method": "fixed_copier"}, tmp_path / "copier.csv", n_pairs=5,
                          seed=3, model_dir=tmp_path / "model")
     assert copier.loaded_from == tmp_path / "model"  # trainable methods load their model first
@@ -87,7 +87,7 @@ def test_audit_run_identity_and_table(data, tmp_path, monkeypatch):
 
 
 def test_audit_run_needs_a_model_for_trainable_methods(data, tmp_path, monkeypatch):
-    monkeypatch.setattr(pcreg.runner, "make_method", lambda spec, **kw: FixedCopier())
+    monkeypatch.setattr(pcreg.methods.runner, "make_method", lambda spec, **kw: FixedCopier())
     with pytest.raises(ValueError, match="model directory"):
         audit_run(data, {"method": "fixed_copier"}, tmp_path / "a.csv", n_pairs=3, seed=0)
 

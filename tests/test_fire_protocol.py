@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pcreg.fire_protocol import (
+from pcreg.evaluation.fire_protocol import (
     FAILED_ERROR,
     auc,
     category_auc,

@@ -7,10 +7,10 @@ import pytest
 from _pairs import deformed_pair, landmarks, shifted_pair
 from scipy import ndimage
 
-from baselines import build_method, run_method
 from baselines.horn_schunck import hs_average, upsample_field
 from pcreg.errors import UserError
-from pcreg.metrics import tre
+from pcreg.evaluation.metrics import tre
+from pcreg.methods.registry import build_method, run_method
 
 SIZE = 128
 

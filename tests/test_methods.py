@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from baselines import Method, Registration, available_methods, build_method, get_method_class, run_method
 from pcreg.errors import UserError
+from pcreg.methods.registry import Method, Registration, available_methods, build_method, get_method_class, run_method
 from pcreg.warp import shift_field, warp_image
 
 
@@ -89,7 +89,7 @@ class _BatchShift(Method):
 
 
 def test_batched_runs_match_pair_by_pair_runs():
-    from baselines import run_method_batch
+    from pcreg.methods.registry import run_method_batch
 
     rng = np.random.default_rng(4)
     moving, fixed = rng.random((2, 5, 9, 7)).astype(np.float32)
@@ -105,7 +105,7 @@ def test_batched_runs_match_pair_by_pair_runs():
 
 
 def test_a_bad_pair_in_a_batch_fails_alone():
-    from baselines import run_method_batch
+    from pcreg.methods.registry import run_method_batch
 
     rng = np.random.default_rng(5)
     moving, fixed = rng.random((2, 3, 8, 8)).astype(np.float32)

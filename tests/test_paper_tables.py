@@ -9,9 +9,9 @@ from evalfakes import standard_runs, write_run
 
 from pcreg.config import validate_params
 from pcreg.datasets import PreparedDataset, get_dataset_type
-from pcreg.paper_tables import ablation_table, is_temporal, table1, table3, temporal_by_run
-from pcreg.paper_values import load_paper_values
-from pcreg.tables import doc_to_latex, doc_to_markdown, summarize_runs
+from pcreg.reporting.paper_tables import ablation_table, is_temporal, table1, table3, temporal_by_run
+from pcreg.reporting.paper_values import load_paper_values
+from pcreg.reporting.tables import doc_to_latex, doc_to_markdown, summarize_runs
 
 
 def _paper(table, dataset, method_id, metric):

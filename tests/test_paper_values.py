@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from pcreg.paper_values import COLUMNS, load_paper_values, paper_value
+from pcreg.reporting.paper_values import COLUMNS, load_paper_values, paper_value
 
 RUN_IDS = {
     "identity", "sift", "demons", "horn_schunck", "syn", "voxelmorph", "transmorph", "pcreg_net",

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from baselines import get_method_class
 from pcreg.config import validate_params
-from pcreg.losses import CompositeLoss, pcreg_loss, ssim_torch
-from pcreg.metrics import ssim
-from pcreg.models.pcreg_net import PCRegNet, count_parameters
+from pcreg.evaluation.metrics import ssim
+from pcreg.methods.registry import get_method_class
+from pcreg.net.loss import CompositeLoss, pcreg_loss, ssim_torch
+from pcreg.net.model import PCRegNet, count_parameters
 
-#: The documented count (pcreg/models/pcreg_net.py); the paper states 2.56M.
+#: The documented count (pcreg/net/model.py); the paper states 2.56M.
 PARAMS_DEFAULT = 2_601_282
 
 
@@ -183,7 +183,7 @@ def test_method_schema_defaults_and_ablation_params():
 
 
 def test_fast_predictor_matches_the_model():
-    from pcreg.models.inference import FastPredictor
+    from pcreg.net.inference import FastPredictor
 
     net = _net(base_width=4)
     # Non-trivial running statistics, so that folding BatchNorm is really exercised.

@@ -10,8 +10,8 @@ import pandas as pd
 from evalfakes import standard_runs
 
 from pcreg.cli import main
-from pcreg.figures import checkerboard
-from pcreg.plots.style import KNOWN_COLORS, method_color
+from pcreg.reporting.figures import checkerboard
+from pcreg.reporting.style import KNOWN_COLORS, method_color
 
 
 def test_method_colors_are_fixed_distinct_and_stable():

@@ -9,8 +9,8 @@ from evalfakes import standard_runs, write_run
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
-from pcreg.result_tables import geometry_table, stats_table
-from pcreg.tables import doc_to_latex, doc_to_markdown, load_pairs, summarize_runs
+from pcreg.reporting.result_tables import geometry_table, stats_table
+from pcreg.reporting.tables import doc_to_latex, doc_to_markdown, load_pairs, summarize_runs
 
 
 @pytest.fixture
@@ -111,7 +111,7 @@ def test_summary_keeps_infinite_psnr_and_formats_it(tmp_path):
     run = write_run(tmp_path, "copy", "reference", {"ncc": np.ones(3), "psnr": np.full(3, np.inf)})
     summary = summarize_runs([run], n_boot=50)
     assert np.isinf(summary.loc[0, "psnr_mean"])
-    from pcreg.tables import overview_doc
+    from pcreg.reporting.tables import overview_doc
 
     md = doc_to_markdown(overview_doc(summary, "c"))
     assert "∞" in md and "$\\infty$" in doc_to_latex(overview_doc(summary, "c"))

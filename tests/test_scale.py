@@ -15,8 +15,8 @@ import yaml
 
 from pcreg.config import validate_params
 from pcreg.datasets import DatasetWriter, get_dataset_type
-from pcreg.evaluate import evaluate_method, index_shards
-from pcreg.runner import register_shard, shard_array_paths
+from pcreg.evaluation.scoring import evaluate_method, index_shards
+from pcreg.methods.runner import register_shard, shard_array_paths
 from pcreg.streaming import NpyRowWriter, PairRows, read_rows
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,7 +100,7 @@ def _big_dataset(root: Path, n_test: int, size: int = 48) -> Path:
 
 
 def _evaluate_peak_mb(root: Path, shards: list[Path], out: Path) -> float:
-    code = ("import resource, sys\nfrom pathlib import Path\nfrom pcreg.evaluate import evaluate_method\n"
+    code = ("import resource, sys\nfrom pathlib import Path\nfrom pcreg.evaluation.scoring import evaluate_method\n"
             "evaluate_method(Path(sys.argv[1]), [Path(p) for p in sys.argv[3:]], Path(sys.argv[2]))\n"
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
     proc = subprocess.run([sys.executable, "-c", code, str(root), str(out), *map(str, shards)], capture_output=True,
@@ -128,7 +128,7 @@ def test_evaluate_memory_does_not_grow_with_pairs(tmp_path):
 
 FAKE_LEARNED = '''
 import numpy as np
-from baselines.base import Method, Registration
+from pcreg.methods.base import Method, Registration
 
 
 class FakeLearned(Method):

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from _pairs import deformed_pair, landmarks, shifted_pair, similarity_matrix
 
-from baselines import build_method, run_method
 from baselines.sift import check_transform
 from pcreg.errors import UserError
-from pcreg.metrics import tre
+from pcreg.evaluation.metrics import tre
+from pcreg.methods.registry import build_method, run_method
 
 SIZE = 128
 

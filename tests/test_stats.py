@@ -8,7 +8,14 @@ import pytest
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
-from pcreg.stats import bootstrap_ci, holm, paired_wilcoxon, summarize, summarize_frame, wilcoxon_vs_reference
+from pcreg.evaluation.stats import (
+    bootstrap_ci,
+    holm,
+    paired_wilcoxon,
+    summarize,
+    summarize_frame,
+    wilcoxon_vs_reference,
+)
 
 
 def test_bootstrap_is_deterministic_and_seed_dependent():

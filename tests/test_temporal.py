@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from pcreg.temporal import (
+from pcreg.evaluation.temporal import (
     consecutive_ncc,
     merge_frame,
     odd_only_tncc,

@@ -1,4 +1,4 @@
-"""The shared training harness (pcreg/training.py) and the LearnedMethod base class, on tiny data."""
+"""The shared training harness (pcreg/methods/training.py) and the LearnedMethod base class, on tiny data."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import pytest
 import torch
 from scipy import ndimage
 
-from baselines import build_method, run_method
-from baselines.learned import TRAINING_PARAMS_SCHEMA, with_training_params
 from pcreg.datasets.format import DatasetWriter, PreparedDataset
-from pcreg.losses import CompositeLoss, pcreg_loss
-from pcreg.models.pcreg_net import PCRegNet
-from pcreg.training import BEST, LAST, LOG, LOG_COLUMNS, PairDataset, TrainConfig, load_weights, train
+from pcreg.methods.learned import TRAINING_PARAMS_SCHEMA, with_training_params
+from pcreg.methods.registry import build_method, run_method
+from pcreg.methods.training import BEST, LAST, LOG, LOG_COLUMNS, PairDataset, TrainConfig, load_weights, train
+from pcreg.net.loss import CompositeLoss, pcreg_loss
+from pcreg.net.model import PCRegNet
 
 SIZE = 32
 
@@ -176,7 +176,7 @@ def test_pair_dataset_streams_rows_from_disk(dataset):
 
 
 def test_amp_and_worker_defaults():
-    from pcreg.training import _amp_settings, _workers
+    from pcreg.methods.training import _amp_settings, _workers
 
     use, dtype = _amp_settings(TrainConfig(amp_dtype="auto"), torch.device("cpu"))
     assert not use  # mixed precision is a CUDA-only path

@@ -8,8 +8,8 @@ import torch
 from _learned import check_checkpoint_round_trip, smooth_image, t, write_pairs
 from scipy import ndimage
 
-from pcreg.models.spatial import pad_to_multiple, warp
-from pcreg.models.transmorph import (
+from baselines._spatial import pad_to_multiple, warp
+from baselines._transmorph_net import (
     SwinBlock,
     SwinStage,
     build_transmorph,
@@ -126,7 +126,7 @@ def test_pad_to_multiple_keeps_coordinates():
 
 
 def small_method(**params):
-    from baselines import build_method
+    from pcreg.methods.registry import build_method
 
     base = {"variant": "transmorph-small", "drop_path_rate": 0.0, "epochs": 2, "batch_size": 2,
             "lr": 1e-3, "progress": False}
@@ -134,7 +134,7 @@ def small_method(**params):
 
 
 def test_schema_defaults_are_the_paper_configuration():
-    from baselines import build_method
+    from pcreg.methods.registry import build_method
 
     method = build_method("transmorph", {})
     assert method.params["variant"] == "transmorph" and method.params["loss"] == "ncc"

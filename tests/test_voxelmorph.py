@@ -12,7 +12,7 @@ torch.set_num_threads(1)
 
 
 def method(**params):
-    from baselines import build_method
+    from pcreg.methods.registry import build_method
 
     base = {"epochs": 2, "batch_size": 2, "lr": 1e-3, "progress": False}
     return build_method("voxelmorph", {**base, **params}, seed=5, threads=1, device="cpu")
@@ -58,7 +58,7 @@ def test_lambda_defaults_follow_the_paper():
 
 
 def test_loss_terms_have_the_right_sign():
-    from pcreg.models.registration_losses import RegistrationLoss
+    from baselines._registration_losses import RegistrationLoss
 
     rng = np.random.default_rng(1)
     fixed = t(smooth_image(rng))
@@ -112,7 +112,7 @@ def test_checkpoint_round_trip_through_fit_and_load(tmp_path):
 
 
 def test_batched_inference_matches_pair_by_pair(tmp_path):
-    from baselines import run_method, run_method_batch
+    from pcreg.methods.registry import run_method, run_method_batch
 
     train, val = write_pairs(tmp_path / "ds", n_train=2, n_val=3)
     m = method(epochs=1)

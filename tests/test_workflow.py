@@ -11,8 +11,8 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from pcreg.config import validate_params
 from pcreg.datasets import PreparedDataset, get_dataset_type
-from pcreg.evaluate import evaluate_method
-from pcreg.runner import register_shard, shard_indices
+from pcreg.evaluation.scoring import evaluate_method
+from pcreg.methods.runner import register_shard, shard_indices
 
 TINY = {
     "seed": 3,

@@ -19,7 +19,7 @@ Conventions of this suite:
   exactly by ``s`` and TRE in original pixels is ``tre_px * original_scale``.
 
 The dataset type ``fire`` stores whole pairs resized to ``image_size`` and is
-evaluated with the standard FIRE protocol (:mod:`pcreg.fire_protocol`). By default
+evaluated with the standard FIRE protocol (:mod:`pcreg.evaluation.fire_protocol`). By default
 every pair goes to ``test`` (the protocol's full set); with other fractions,
 pairs are split per category by :func:`split_pairs`, the same rule and seed as
 ``fire-reg-256``, so the two datasets put the same pairs in the same splits.

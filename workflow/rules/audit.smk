@@ -1,4 +1,4 @@
-# Sanity audit: re-run each method with a blank and with another pair's moving image (pcreg/audit.py),
+# Sanity audit: re-run each method with a blank and with another pair's moving image (pcreg/evaluation/audit.py),
 # then tabulate every method's drops next to the fixed-copy oracle.
 
 

@@ -1,7 +1,7 @@
 # Shared definitions: paths, run lists and helpers used by the rules.
 import re
 
-from baselines import get_method_class
+from pcreg.methods.registry import get_method_class
 
 DATA = config["data_dir"]
 DATASETS = list(config["datasets"])

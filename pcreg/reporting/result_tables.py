@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from pcreg import fire_protocol, stats
-from pcreg.tables import DASH, NA, Run, TableDoc, fmt_ci, fmt_mean_std, fmt_p, fmt_value, sort_runs
+from pcreg.evaluation import fire_protocol, stats
+from pcreg.reporting.tables import DASH, NA, Run, TableDoc, fmt_ci, fmt_mean_std, fmt_p, fmt_value, sort_runs
 
 #: Metrics of the statistics table: column -> (header, decimals, tested against the reference).
 STATS_METRICS: dict[str, tuple[str, int, bool]] = {

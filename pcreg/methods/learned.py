@@ -11,7 +11,7 @@ with :func:`with_training_params`, and implements three methods:
   pull-back in fixed space: ``warped(p) = moving(p + u(p))``).
 
 This base class does the rest: :meth:`fit` trains through the shared harness
-:func:`pcreg.training.train` (checkpoints, resume, log, best-by-validation-NCC),
+:func:`pcreg.methods.training.train` (checkpoints, resume, log, best-by-validation-NCC),
 :meth:`load` restores ``best.pt``, :meth:`register` runs ``predict`` on one pair
 and returns ``Registration(field=...)`` or ``Registration(image=...)`` according
 to ``outputs_field``. ``self.device`` may be ``"cpu"``, ``"cuda"`` or ``"auto"``;
@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from baselines.base import Method, Registration
+from pcreg.methods.base import Method, Registration
 
 #: JSON-schema properties of the shared training settings (defaults follow the paper where it states them).
 TRAINING_PARAMS_SCHEMA: dict[str, dict[str, Any]] = {
@@ -112,13 +112,13 @@ class LearnedMethod(Method):
     # -- provided -----------------------------------------------------------------------------
     def torch_device(self):  # noqa: ANN201
         """The ``torch.device`` that ``self.device`` names (``"auto"``: CUDA when available)."""
-        from pcreg.training import resolve_device
+        from pcreg.methods.training import resolve_device
 
         return resolve_device(self.device)
 
     def train_config(self):  # noqa: ANN201
-        """The :class:`pcreg.training.TrainConfig` built from ``self.params``, seed, threads and device."""
-        from pcreg.training import TrainConfig
+        """The :class:`pcreg.methods.training.TrainConfig` built from ``self.params``, seed, threads and device."""
+        from pcreg.methods.training import TrainConfig
 
         names = set(TrainConfig.__dataclass_fields__) - {"seed", "device", "threads"}
         kwargs = {k: v for k, v in self.params.items() if k in names}
@@ -138,7 +138,7 @@ class LearnedMethod(Method):
         """
         import torch
 
-        from pcreg.training import train as run_training
+        from pcreg.methods.training import train as run_training
 
         torch.set_num_threads(max(self.threads, 1))
         model = self.new_model()
@@ -149,7 +149,7 @@ class LearnedMethod(Method):
 
     def load(self, workdir: Path) -> None:
         """Load ``workdir/best.pt`` into a freshly built model, in eval mode on ``self.device``."""
-        from pcreg.training import BEST, load_weights
+        from pcreg.methods.training import BEST, load_weights
 
         path = Path(workdir) / BEST
         if not path.is_file():

@@ -8,7 +8,7 @@ rows for image-output methods), in the order of ``indices``. The images and
 fields are streamed to disk pair by pair and the pairs are read block by block,
 so a shard job's memory does not grow with the shard; the ``.npz`` is written
 last, so its presence means the shard is complete. Shards are merged by
-:mod:`pcreg.evaluate`.
+:mod:`pcreg.evaluation.scoring`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from baselines import build_method, get_method_class, run_method_batch
 from pcreg.datasets.format import PreparedDataset
+from pcreg.methods.registry import build_method, get_method_class, run_method_batch
 from pcreg.streaming import NpyRowWriter, iter_blocks, read_rows
 
 #: Pairs read from the dataset at once by a shard job.

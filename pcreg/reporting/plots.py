@@ -1,6 +1,6 @@
 """Figures of one dataset's results: box plots, speed vs accuracy, FIRE success curves, training curves.
 
-Every figure labels its axes with units and uses :func:`pcreg.plots.style.method_color`.
+Every figure labels its axes with units and uses :func:`pcreg.reporting.style.method_color`.
 A panel whose metric does not apply says so in the panel instead of plotting
 a made-up value.
 """
@@ -18,8 +18,8 @@ import matplotlib.ticker as mticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from pcreg.plots.style import method_color  # noqa: E402
-from pcreg.tables import Run, sort_runs  # noqa: E402
+from pcreg.reporting.style import method_color  # noqa: E402
+from pcreg.reporting.tables import Run, sort_runs  # noqa: E402
 
 #: Box-plot panels: pairs.csv column -> axis label.
 BOX_METRICS: dict[str, str] = {

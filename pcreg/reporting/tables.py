@@ -227,7 +227,7 @@ def summarize_runs(runs: Sequence[Run], metrics: dict[str, tuple[str, int]] = SU
 
     NaN where a metric does not apply. Rows are in :func:`sort_runs` order.
     """
-    from pcreg.stats import summarize
+    from pcreg.evaluation.stats import summarize
 
     rows = []
     for run in sort_runs(runs):

@@ -12,8 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from pcreg.datasets.format import PreparedDataset  # noqa: E402
-from pcreg.plots.style import method_color  # noqa: E402
-from pcreg.tables import Run  # noqa: E402
+from pcreg.reporting.style import method_color  # noqa: E402
+from pcreg.reporting.tables import Run  # noqa: E402
 
 
 def pick_pairs(categories: Sequence[str], k: int) -> list[int]:

@@ -16,7 +16,7 @@ Architecture (official 2-D configuration, ``CONFIGS["transmorph"]``):
   full resolution;
 - registration head: Conv3x3 16 -> 2 with weights ~ N(0, 1e-5), so training starts
   near the identity;
-- spatial transformer in the suite's convention (:func:`pcreg.models.spatial.warp`).
+- spatial transformer in the suite's convention (:func:`baselines._spatial.warp`).
 
 About 31.0M parameters; ``transmorph-small`` (embed 48, heads 4/4/4/4, as the official
 "TransMorph-Small") has about 7.8M.
@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pcreg.models.spatial import pad_to_multiple, warp
+from baselines._spatial import pad_to_multiple, warp
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from pcreg import metrics
+from pcreg.evaluation import metrics
 
 LOG_COLUMNS = ["epoch", "train_loss", "val_loss", "val_ncc", "val_ssim", "val_psnr", "lr", "seconds"]
 LAST = "last.pt"
@@ -242,7 +242,7 @@ def evaluate(
     device: torch.device,
     predict_fn: PredictFn | None = None,
 ) -> dict[str, float]:
-    """Validation: mean loss and mean per-pair NCC/SSIM/PSNR (``pcreg.metrics``) of registered vs fixed.
+    """Validation: mean loss and mean per-pair NCC/SSIM/PSNR (``pcreg.evaluation.metrics``) of registered vs fixed.
 
     The model is put in eval mode (BatchNorm uses running statistics) and no
     gradients are kept; mixed precision is used as in training.
@@ -306,7 +306,7 @@ def train(
     ``train_data``/``val_data`` are :class:`PairSplit` objects or torch Datasets
     yielding ``(moving, fixed)``; ``val_data`` may be ``None`` or empty. The
     model's initial weights must already be seeded by the caller (see
-    :class:`baselines.learned.LearnedMethod`). ``callback(epoch, row)`` runs after
+    :class:`pcreg.methods.learned.LearnedMethod`). ``callback(epoch, row)`` runs after
     each epoch's checkpoint is written (tests use it to simulate an interruption).
     On return ``model`` holds the **last** epoch's weights; ``best.pt`` holds the best.
     """

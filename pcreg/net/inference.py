@@ -23,7 +23,7 @@ Why a batch of 8 ran ~3x slower *per pair* than batch 1 on a 2-core CPU
   makes no measurable difference.
 - **BatchNorm.** In train mode BN normalises with batch statistics (extra
   passes, and a batch-dependent result); inference must use ``eval()``. Folding
-  the eval BN into the preceding conv (:func:`pcreg.models.blocks.fuse_conv_bn`)
+  the eval BN into the preceding conv (:func:`pcreg.net.blocks.fuse_conv_bn`)
   removes one pass per block. Channels_last + folding: ~1.4x at batch 1
   (~5.5 vs ~3.9 pairs/s with 2 threads, best of several runs).
 - **Threads / cache.** One 256x256 image already gives each conv 65,536 output
@@ -48,7 +48,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from pcreg.models.blocks import fuse_conv_bn
+from pcreg.net.blocks import fuse_conv_bn
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4

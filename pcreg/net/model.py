@@ -34,7 +34,7 @@ Ablation flags (the same model class):
   contrast module are built for the finest scale only.
 - ``single_stage=True``: the registration U-Net alone; ``final`` is the coarse image.
 - ``λ = 0`` (no auxiliary loss) is a loss setting, not a model flag
-  (see :func:`pcreg.losses.pcreg_loss`).
+  (see :func:`pcreg.net.loss.pcreg_loss`).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from pcreg.models.blocks import Decoder, Encoder, resize_to
+from pcreg.net.blocks import Decoder, Encoder, resize_to
 
 REGISTRATION_INPUTS = ("moving", "moving_fixed")
 

@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from pcreg import metrics
 from pcreg.datasets.format import PreparedDataset
-from pcreg.runner import shard_array_paths
+from pcreg.evaluation import metrics
+from pcreg.methods.runner import shard_array_paths
 from pcreg.streaming import NpyRowWriter, iter_blocks, npy_layout, read_rows
 
 PAIR_COLUMNS = [

@@ -2,8 +2,8 @@
 
 It outputs the registered image directly and no displacement field
 (``outputs_field = False``), so geometric metrics (TRE, EPE, folding) are empty
-for it. The model is :class:`pcreg.models.pcreg_net.PCRegNet`; training uses the
-shared harness (:mod:`pcreg.training`) through :class:`baselines.learned.LearnedMethod`.
+for it. The model is :class:`pcreg.net.model.PCRegNet`; training uses the
+shared harness (:mod:`pcreg.methods.training`) through :class:`pcreg.methods.learned.LearnedMethod`.
 
 Loss: ``L(final, F) + λ L(coarse, F)`` with ``L = a L1 + b MSE + c (1 - SSIM)``
 (SSIM with the suite's 7x7 uniform window). The paper's weights were lost in
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from baselines.learned import LearnedMethod, with_training_params
+from pcreg.methods.learned import LearnedMethod, with_training_params
 
 MODEL_PARAMS: dict[str, dict[str, Any]] = {
     "registration_input": {
@@ -50,7 +50,7 @@ class PCRegNetMethod(LearnedMethod):
     PARAMS_SCHEMA: ClassVar[dict[str, Any]] = with_training_params(MODEL_PARAMS)
 
     def build_model(self):  # noqa: ANN201 - nn.Module
-        from pcreg.models.pcreg_net import PCRegNet
+        from pcreg.net.model import PCRegNet
 
         p = self.params
         return PCRegNet(
@@ -62,13 +62,13 @@ class PCRegNetMethod(LearnedMethod):
         )
 
     def _loss(self):  # noqa: ANN202
-        from pcreg.losses import CompositeLoss
+        from pcreg.net.loss import CompositeLoss
 
         p = self.params
         return CompositeLoss(l1=p.get("loss_l1", 1.0), mse=p.get("loss_mse", 1.0), ssim=p.get("loss_ssim", 1.0))
 
     def training_loss(self, model, moving, fixed):  # noqa: ANN001, ANN201
-        from pcreg.losses import pcreg_loss
+        from pcreg.net.loss import pcreg_loss
 
         out = model(moving, fixed)
         loss = pcreg_loss(out.final, out.coarse, fixed, self._loss(), self.params.get("aux_weight", 0.5))
@@ -77,9 +77,9 @@ class PCRegNetMethod(LearnedMethod):
     def prepare_inference(self, model):  # noqa: ANN001, ANN201
         """BatchNorm folded into the convs, channels_last, and (CPU) freed memory kept for reuse.
 
-        See :mod:`pcreg.models.inference`: the same function up to float rounding, faster.
+        See :mod:`pcreg.net.inference`: the same function up to float rounding, faster.
         """
-        from pcreg.models.inference import keep_freed_memory, optimize_for_inference
+        from pcreg.net.inference import keep_freed_memory, optimize_for_inference
 
         device = self.torch_device()
         if device.type == "cpu":

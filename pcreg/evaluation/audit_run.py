@@ -1,8 +1,8 @@
 """The sanity audit in the workflow: run a method on modified inputs, then tabulate every method's drops.
 
 :func:`audit_run` re-runs one method run (built and loaded exactly as
-:mod:`pcreg.runner` does) on a seeded subset of test pairs under the three
-conditions of :mod:`pcreg.audit` (normal, blank moving image, another pair's
+:mod:`pcreg.methods.runner` does) on a seeded subset of test pairs under the three
+conditions of :mod:`pcreg.evaluation.audit` (normal, blank moving image, another pair's
 moving image) and writes one CSV per run. :func:`audit_table` adds the
 fixed-copy oracle (computed on the same pairs and donors), summarises and
 writes ``results/tables/audit_<dataset>.{csv,md,tex}``.
@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pcreg import audit
 from pcreg.datasets.format import PreparedDataset
-from pcreg.tables import Run, TableDoc, fmt_value, write_doc
+from pcreg.evaluation import audit
+from pcreg.reporting.tables import Run, TableDoc, fmt_value, write_doc
 
 
 def _subset(data_root: Path, n_pairs: int | None, seed: int
@@ -36,8 +36,8 @@ def _subset(data_root: Path, n_pairs: int | None, seed: int
 def audit_run(data_root: Path, spec: dict[str, Any], out_csv: Path, *, n_pairs: int | None, seed: int,
               threads: int = 1, device: str = "cpu", model_dir: Path | None = None, blank: str = "mean") -> Path:
     """Audit one method run on ``n_pairs`` test pairs drawn from ``seed``; write its per-pair CSV atomically."""
-    from baselines import run_method
-    from pcreg.runner import make_method
+    from pcreg.methods.registry import run_method
+    from pcreg.methods.runner import make_method
 
     method = make_method(spec, seed=seed, threads=threads, device=device)
     if method.is_trainable():

@@ -6,9 +6,9 @@
 - Table 2 (:func:`ablation_table`): the full model (``pcreg_net``) and the runs of
   group ``ablation``.
 - Table 3 (:func:`table3`): intra-frame NCC/SSIM/PSNR and the temporal TNCC and
-  TNCG (:mod:`pcreg.temporal`), with the odd-only reference row.
+  TNCG (:mod:`pcreg.evaluation.temporal`), with the odd-only reference row.
 
-The paper's numbers (:mod:`pcreg.paper_values`) are for the paper's real
+The paper's numbers (:mod:`pcreg.reporting.paper_values`) are for the paper's real
 datasets; a dataset's ``paper_reference`` (config) names which one to show, and
 every paper column says so in its header, e.g. ``NCC (paper, FIRE-Reg-256)``.
 Rows the paper prints for methods not run here are kept (ours "not run"), so the
@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pcreg.paper_values import load_paper_values
-from pcreg.tables import DASH, NA, Run, TableDoc, fmt_mean_std, fmt_value
+from pcreg.reporting.paper_values import load_paper_values
+from pcreg.reporting.tables import DASH, NA, Run, TableDoc, fmt_mean_std, fmt_value
 
 #: The paper's dataset names as printed.
 PAPER_DATASETS = {
@@ -132,7 +132,7 @@ def _layout(sections: Sequence[tuple[str, set[str]]], runs: Sequence[Run], paper
 
 def table1(summary: pd.DataFrame, runs: Sequence[Run], dataset: str,
            paper_reference: str | None) -> tuple[pd.DataFrame, TableDoc]:
-    """The paper's Table 1 layout for ``dataset`` from a :func:`pcreg.tables.summarize_runs` frame."""
+    """The paper's Table 1 layout for ``dataset`` from a :func:`pcreg.reporting.tables.summarize_runs` frame."""
     paper = paper_rows(1, paper_reference)
     with_paper = not paper.empty
     sections = [("Traditional methods", {"reference", "traditional"}), ("Deep learning methods", {"deep"})]
@@ -211,7 +211,7 @@ def temporal_by_run(data_root: Path, runs: Sequence[Run]) -> tuple[dict[str, dic
     ``n_frame_pairs``. The reference: ``odd_only_tncc``, ``odd_only_tncc_std``.
     """
     from pcreg.datasets.format import PreparedDataset
-    from pcreg.temporal import temporal_pairs, temporal_summary
+    from pcreg.evaluation.temporal import temporal_pairs, temporal_summary
 
     test = PreparedDataset(data_root).split("test")
     out: dict[str, dict[str, float]] = {}

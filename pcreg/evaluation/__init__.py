@@ -1,0 +1,1 @@
+"""Evaluation: per-pair metrics, scoring of shards, FIRE protocol, temporal metrics, statistics, sanity audit."""

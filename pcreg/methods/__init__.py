@@ -1,0 +1,1 @@
+"""Methods: the Method interface, the one plug-in registry, the learned-method base, training and shard registration."""

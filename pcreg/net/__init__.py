@@ -1,0 +1,1 @@
+"""PCReg-Net, the system under study: model, blocks, loss, fast inference and its Method class (a plug-in)."""

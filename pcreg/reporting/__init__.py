@@ -1,0 +1,1 @@
+"""Reporting: runs and table rendering, summary/stats/geometry and paper tables, figures."""
