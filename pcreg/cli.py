@@ -40,8 +40,8 @@ def cmd_validate_config(args: argparse.Namespace) -> None:
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
-    from pcreg.config import validate_params
     from pcreg.datasets import get_dataset_type
+    from pcreg.schema import validate_params
 
     spec = _json(args.spec)
     module = get_dataset_type(spec["type"])
@@ -132,7 +132,7 @@ def cmd_audit(args: argparse.Namespace) -> None:
 
 
 def cmd_audit_table(args: argparse.Namespace) -> None:
-    from pcreg.evaluation.audit_run import audit_table
+    from pcreg.reporting.audit_table import audit_table
 
     audit_table(Path(args.data), _runs(args.runs), [Path(p) for p in args.audit_files], Path(args.out_stem),
                 args.dataset, n_pairs=args.pairs, seed=args.seed, blank=args.blank)

@@ -13,54 +13,19 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 from pcreg.errors import UserError
+from pcreg.schema import validate, validate_params
+
+__all__ = ["SCHEMA_PATH", "load_schema", "validate", "validate_config", "validate_params"]
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
-
-
-def _with_defaults(validator_class: type) -> type:
-    """A validator class that also writes schema defaults into the instance."""
-    validate_properties = validator_class.VALIDATORS["properties"]
-
-    def set_defaults(validator, properties, instance, schema):  # noqa: ANN001
-        if isinstance(instance, dict):
-            for key, sub in properties.items():
-                if isinstance(sub, dict) and "default" in sub and key not in instance:
-                    instance[key] = copy.deepcopy(sub["default"])
-        yield from validate_properties(validator, properties, instance, schema)
-
-    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
-
-
-_Validator = _with_defaults(jsonschema.Draft202012Validator)
-
-
-def _path(error: jsonschema.ValidationError, prefix: str) -> str:
-    parts = [prefix] if prefix else []
-    parts += [str(p) for p in error.absolute_path]
-    return ".".join(parts) or "(top level)"
-
-
-def validate(instance: dict[str, Any], schema: dict[str, Any], where: str = "") -> dict[str, Any]:
-    """Validate ``instance`` in place (filling defaults); raise :class:`UserError` naming the key."""
-    errors = sorted(_Validator(schema).iter_errors(instance), key=lambda e: list(e.absolute_path))
-    if errors:
-        err = errors[0]
-        raise UserError(f"config error at {_path(err, where)}: {err.message}")
-    return instance
 
 
 def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
     with open(path) as fh:
         return yaml.safe_load(fh)
-
-
-def validate_params(cls: Any, params: dict[str, Any], where: str) -> dict[str, Any]:
-    """Validate a method's or dataset type's ``params`` against its ``PARAMS_SCHEMA``."""
-    return validate(copy.deepcopy(params), cls.PARAMS_SCHEMA, where)
 
 
 def _named(lookup: Any, name: str, key: str) -> Any:

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from pcreg.evaluation.metrics import epe
 from pcreg.methods.registry import available_methods, build_method, run_method
+from pcreg.metrics import epe
 from pcreg.warp import warp_image
 
 #: Seconds per 256x256 pair allowed by the issue "Classical baselines".

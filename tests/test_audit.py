@@ -18,7 +18,7 @@ from pcreg.evaluation.audit import (
     identity,
     select_pairs,
 )
-from pcreg.evaluation.metrics import ncc
+from pcreg.metrics import ncc
 from pcreg.warp import shift_field, warp_image
 
 

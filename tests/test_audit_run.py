@@ -10,9 +10,10 @@ import pcreg.methods.runner
 from pcreg.config import validate_params
 from pcreg.datasets import PreparedDataset, get_dataset_type
 from pcreg.evaluation import audit
-from pcreg.evaluation.audit_run import audit_run, audit_table
-from pcreg.evaluation.metrics import ncc
+from pcreg.evaluation.audit_run import audit_run
 from pcreg.methods.base import Method, Registration
+from pcreg.metrics import ncc
+from pcreg.reporting.audit_table import audit_table
 from pcreg.reporting.tables import Run
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from pcreg.evaluation.metrics import tre
+from pcreg.metrics import tre
 from pcreg.warp import field_from_matrix, map_points, shift_field, warp_image
 
 

@@ -7,7 +7,7 @@ from pcreg.config import validate_params
 from pcreg.datasets import PreparedDataset, get_dataset_type
 from pcreg.datasets.synthetic_fundus import SPLIT_QUADRANTS, load_source, make_pair
 from pcreg.datasets.synthetic_orpam import _invert_shift
-from pcreg.evaluation.metrics import ncc, tre
+from pcreg.metrics import ncc, tre
 from pcreg.warp import map_points, warp_image
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from _pairs import deformed_pair_with_landmarks, shifted_pair
 
-from pcreg.evaluation.metrics import tre
 from pcreg.methods.registry import build_method, run_method
+from pcreg.metrics import tre
 
 pytest.importorskip("SimpleITK")
 

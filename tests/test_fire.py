@@ -17,7 +17,7 @@ from pcreg.datasets import fire, fire_reg_256  # noqa: E402
 from pcreg.datasets.folder import read_gray, resample  # noqa: E402
 from pcreg.datasets.format import PreparedDataset  # noqa: E402
 from pcreg.errors import UserError  # noqa: E402
-from pcreg.evaluation.metrics import tre  # noqa: E402
+from pcreg.metrics import tre  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -11,7 +11,7 @@ from pcreg.config import validate_params
 from pcreg.datasets import folder
 from pcreg.datasets.format import PreparedDataset
 from pcreg.errors import UserError
-from pcreg.evaluation.metrics import tre
+from pcreg.metrics import tre
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,8 +9,8 @@ from scipy import ndimage
 
 from baselines.horn_schunck import hs_average, upsample_field
 from pcreg.errors import UserError
-from pcreg.evaluation.metrics import tre
 from pcreg.methods.registry import build_method, run_method
+from pcreg.metrics import tre
 
 SIZE = 128
 

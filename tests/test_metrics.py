@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from pcreg.evaluation.metrics import ncc, psnr, ssim
+from pcreg.metrics import ncc, psnr, ssim
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""pcreg.evaluation.metrics on hand-checked geometry (folding, SDlogJ, EPE, TRE) and SSIM/PSNR against scikit-image."""
+"""pcreg.metrics on hand-checked geometry (folding, SDlogJ, EPE, TRE) and SSIM/PSNR against scikit-image."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from pcreg.evaluation.metrics import epe, folding_and_sdlogj, jacobian_determinant, psnr, ssim, tre
+from pcreg.metrics import epe, folding_and_sdlogj, jacobian_determinant, psnr, ssim, tre
 from pcreg.warp import field_from_matrix, shift_field
 
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from pcreg.config import validate_params
-from pcreg.evaluation.metrics import ssim
 from pcreg.methods.registry import get_method_class
+from pcreg.metrics import ssim
 from pcreg.net.loss import CompositeLoss, pcreg_loss, ssim_torch
 from pcreg.net.model import PCRegNet, count_parameters
 

@@ -8,8 +8,8 @@ from _pairs import deformed_pair, landmarks, shifted_pair, similarity_matrix
 
 from baselines.sift import check_transform
 from pcreg.errors import UserError
-from pcreg.evaluation.metrics import tre
 from pcreg.methods.registry import build_method, run_method
+from pcreg.metrics import tre
 
 SIZE = 128
 

@@ -15,7 +15,7 @@ perfectly. The audit runs each method three times per test pair:
 
 A ``fixed-copy`` oracle (output = fixed image) is audited like any method.
 
-NCC of a constant output is undefined (``pcreg.evaluation.metrics.ncc`` gives NaN); the
+NCC of a constant output is undefined (``pcreg.metrics.ncc`` gives NaN); the
 audit scores it 0, the correlation of an image with no structure.
 
 Verdict (from :func:`audit_summary`), on mean NCC: ``chance`` is the NCC of the
@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from pcreg.evaluation.metrics import ncc, psnr, ssim
+from pcreg.metrics import ncc, psnr, ssim
 
 Register = Callable[[np.ndarray, np.ndarray], np.ndarray]
 

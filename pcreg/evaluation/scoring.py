@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from pcreg import metrics
 from pcreg.datasets.format import PreparedDataset
-from pcreg.evaluation import metrics
 from pcreg.methods.runner import shard_array_paths
 from pcreg.streaming import NpyRowWriter, iter_blocks, npy_layout, read_rows
 

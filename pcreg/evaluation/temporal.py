@@ -18,7 +18,7 @@ output). The forward scan's first column is thus the image's first column.
 - TNCG = odd-only TNCC - TNCC (signed; smaller is better, negative when the
   merged frames are more coherent than the odd-only ones).
 
-NCC is :func:`pcreg.evaluation.metrics.ncc` (global Pearson correlation); a constant
+NCC is :func:`pcreg.metrics.ncc` (global Pearson correlation); a constant
 frame has no NCC (NaN) and its frame pairs are left out of the means.
 """
 
@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from pcreg.evaluation.metrics import ncc
+from pcreg.metrics import ncc
 
 
 def merge_frame(odd: np.ndarray, even_registered: np.ndarray) -> np.ndarray:

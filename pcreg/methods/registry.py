@@ -54,7 +54,7 @@ def get_method_class(name: str) -> type[Method]:
 
 def build_method(name: str, params: dict[str, Any] | None = None, **kwargs: Any) -> Method:
     """Instantiate method ``name`` with ``params`` (defaults filled and validated from its schema)."""
-    from pcreg.config import validate_params
+    from pcreg.schema import validate_params
 
     cls = get_method_class(name)
     return cls(validate_params(cls, params or {}, where=f"method {name!r}"), **kwargs)

@@ -49,7 +49,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from pcreg.evaluation import metrics
+from pcreg import metrics
 
 LOG_COLUMNS = ["epoch", "train_loss", "val_loss", "val_ncc", "val_ssim", "val_psnr", "lr", "seconds"]
 LAST = "last.pt"
@@ -242,7 +242,7 @@ def evaluate(
     device: torch.device,
     predict_fn: PredictFn | None = None,
 ) -> dict[str, float]:
-    """Validation: mean loss and mean per-pair NCC/SSIM/PSNR (``pcreg.evaluation.metrics``) of registered vs fixed.
+    """Validation: mean loss and mean per-pair NCC/SSIM/PSNR (``pcreg.metrics``) of registered vs fixed.
 
     The model is put in eval mode (BatchNorm uses running statistics) and no
     gradients are kept; mixed precision is used as in training.

@@ -1,6 +1,6 @@
 """Differentiable image losses: SSIM and the L1/MSE/SSIM composite used by PCReg-Net.
 
-SSIM here is the suite's metric definition (``pcreg.evaluation.metrics.ssim``, i.e.
+SSIM here is the suite's metric definition (``pcreg.metrics.ssim``, i.e.
 scikit-image's default): a **7x7 uniform window**, K1 = 0.01, K2 = 0.03, data
 range 1, sample covariance (N/(N-1)), averaged over the valid interior (no
 padding). So ``1 - ssim_torch`` optimises exactly the SSIM that is reported.
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 def ssim_torch(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, win_size: int = 7) -> torch.Tensor:
     """Mean SSIM of ``x`` and ``y`` (``(B, C, H, W)``), computed in float32; a 0-d tensor.
 
-    Matches :func:`pcreg.evaluation.metrics.ssim` per image; for a batch it is the mean over
+    Matches :func:`pcreg.metrics.ssim` per image; for a batch it is the mean over
     images (all images have the same number of interior pixels).
     """
     x = x.float()
