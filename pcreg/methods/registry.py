@@ -3,53 +3,58 @@
 A method named ``foo`` lives in ``baselines/foo.py`` (or is PCReg-Net, in
 :mod:`pcreg.net.method`) and defines a :class:`~pcreg.methods.base.Method`
 subclass with ``name = "foo"``. Adding a method is that one file plus an entry
-under ``methods:`` in the config. This is the only place the core loads a
-plug-in module, by name through :mod:`importlib` (see docs/ARCHITECTURE.md).
+under ``methods:`` in the config. A method outside this repository is named by
+import path (``method: "mypkg.mod:MyMethod"``) or installed under the entry-point
+group ``pcreg_bench.methods`` (:mod:`pcreg.plugins`). This is the only place the
+core loads a method module, by name (see docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import pkgutil
+from types import ModuleType
 from typing import Any
 
 from pcreg.errors import UserError
 from pcreg.methods.base import Method, PairResult, Registration, run_method, run_method_batch
+from pcreg.plugins import PluginKind
 
 __all__ = [
     "Method", "PairResult", "Registration", "run_method", "run_method_batch",
     "available_methods", "get_method_class", "build_method",
 ]
 
-#: Package whose public modules are methods, one each (modules starting with "_" are private helpers).
-PLUGIN_PACKAGE = "baselines"
-#: Methods that live outside PLUGIN_PACKAGE: name -> module.
-EXTRA_METHODS: dict[str, str] = {"pcreg_net": "pcreg.net.method"}
-
-
-def _method_modules() -> dict[str, str]:
-    """Method name -> module path, for every method the registry knows."""
-    spec = importlib.util.find_spec(PLUGIN_PACKAGE)
-    where = list(spec.submodule_search_locations or []) if spec else []
-    found = {m.name: f"{PLUGIN_PACKAGE}.{m.name}" for m in pkgutil.iter_modules(where) if not m.name.startswith("_")}
-    return {**found, **EXTRA_METHODS}
-
-
-def available_methods() -> list[str]:
-    """Names of the registered methods."""
-    return sorted(_method_modules())
-
-
-def get_method_class(name: str) -> type[Method]:
-    """The method class called ``name``; a clear :class:`UserError` if there is none."""
-    if name not in available_methods():
-        raise UserError(f"unknown method {name!r}; available methods: {', '.join(available_methods())}")
-    module = importlib.import_module(_method_modules()[name])
+def _pick(module: ModuleType, name: str) -> type[Method]:
+    """The Method subclass called ``name`` in a built-in method module."""
     for obj in vars(module).values():
         if isinstance(obj, type) and issubclass(obj, Method) and obj is not Method and obj.name == name:
             return obj
-    raise UserError(f"{_method_modules()[name]} defines no Method subclass with name = {name!r}")
+    raise UserError(f"{module.__name__} defines no Method subclass with name = {name!r}")
+
+
+def _check(obj: Any) -> str | None:
+    if not (isinstance(obj, type) and issubclass(obj, Method)) or obj is Method:
+        return f"{obj!r} is not a subclass of pcreg.methods.base.Method"
+    return None
+
+
+#: Methods: public modules of ``baselines/`` (one per method), PCReg-Net, import paths and entry points.
+METHODS = PluginKind(
+    kind="method", package="baselines", group="pcreg_bench.methods", pick=_pick, check=_check,
+    extra={"pcreg_net": "pcreg.net.method"},
+)
+
+
+def available_methods() -> list[str]:
+    """Names of the registered methods (built-in and installed)."""
+    return METHODS.available()
+
+
+def get_method_class(name: str) -> type[Method]:
+    """The method class called ``name`` (a built-in name, an entry point or ``"pkg.mod:Class"``).
+
+    Anything else is one clear :class:`UserError`.
+    """
+    return METHODS.resolve(name)
 
 
 def build_method(name: str, params: dict[str, Any] | None = None, **kwargs: Any) -> Method:
