@@ -74,7 +74,7 @@ class PluginKind:
         elif name in (mods := self.builtin_modules()):
             obj = self.pick(importlib.import_module(mods[name]), name)
         else:
-            raise UserError(f"unknown {self.kind} {name!r}; available: {', '.join(self.available())} "
+            raise UserError(f"unknown {self.kind} {name!r}; available {self.kind}s: {', '.join(self.available())} "
                             "(or an import path 'pkg.module:Name')")
         problem = self.check(obj)
         if problem:
