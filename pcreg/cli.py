@@ -77,6 +77,7 @@ def _runs(text: str):  # noqa: ANN202
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
+    from pcreg.reporting.outputs import curves_path, table_stem
     from pcreg.reporting.paper_tables import table1
     from pcreg.reporting.result_tables import geometry_table, stats_table
     from pcreg.reporting.tables import load_pairs, summarize_runs, write_doc, write_table
@@ -85,19 +86,19 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     out = Path(args.out_dir)
     ds = args.dataset
     summary = summarize_runs(runs, n_boot=args.n_boot, seed=args.seed, alpha=args.alpha)
-    write_table(summary, out / ds, f"{ds}: test pairs, mean ± std per method",
+    write_table(summary, Path(table_stem("summary", ds, out)), f"{ds}: test pairs, mean ± std per method",
                 notes=["n/a: the metric does not apply (no field, no landmarks or no ground-truth field). "
                        "TRE here in pixels of the dataset's images; at the original resolution in the geometry "
                        "table. The CSV has the bootstrap CIs."])
     pairs = load_pairs(runs)
     data, doc = table1(summary, runs, ds, args.paper_reference)
-    write_doc(doc, data, out / f"table1_{ds}")
+    write_doc(doc, data, Path(table_stem("table1", ds, out)))
     data, doc = stats_table(pairs, runs, ds, reference=args.reference, n_boot=args.n_boot, seed=args.seed,
                             alpha=args.alpha)
-    write_doc(doc, data, out / f"stats_{ds}")
+    write_doc(doc, data, Path(table_stem("stats", ds, out)))
     data, doc, curves = geometry_table(pairs, runs, ds)
-    write_doc(doc, data, out / f"geometry_{ds}")
-    curves.to_csv(out / f"fire_curves_{ds}.csv", index=False)
+    write_doc(doc, data, Path(table_stem("geometry", ds, out)))
+    curves.to_csv(curves_path(ds, out), index=False)
 
 
 def cmd_table3(args: argparse.Namespace) -> None:
@@ -145,6 +146,7 @@ def cmd_figures(args: argparse.Namespace) -> None:
 
 
 def cmd_plots(args: argparse.Namespace) -> None:
+    from pcreg.reporting.outputs import figure_path
     from pcreg.reporting.plots import box_plots, fire_success_curves, speed_accuracy, training_curves
     from pcreg.reporting.result_tables import geometry_table
     from pcreg.reporting.tables import load_pairs
@@ -152,11 +154,11 @@ def cmd_plots(args: argparse.Namespace) -> None:
     runs = _runs(args.runs)
     out, ds = Path(args.out_dir), args.dataset
     pairs = load_pairs(runs)
-    box_plots(pairs, runs, ds, out / f"{ds}_boxplots.png")
-    speed_accuracy(pairs, runs, ds, out / f"{ds}_speed.png")
+    box_plots(pairs, runs, ds, Path(figure_path("boxplots", ds, out)))
+    speed_accuracy(pairs, runs, ds, Path(figure_path("speed", ds, out)))
     geometry, _, curves = geometry_table(pairs, runs, ds)
-    fire_success_curves(curves, runs, ds, out / f"{ds}_fire_success.png", aucs=geometry)
-    training_curves(runs, ds, out / f"{ds}_training.png")
+    fire_success_curves(curves, runs, ds, Path(figure_path("fire_success", ds, out)), aucs=geometry)
+    training_curves(runs, ds, Path(figure_path("training", ds, out)))
 
 
 def cmd_manifest(args: argparse.Namespace) -> None:

@@ -8,21 +8,21 @@ rule aggregate:
     input:
         dataset_pairs,
     output:
-        csv="results/tables/{dataset}.csv",
-        md="results/tables/{dataset}.md",
-        tex="results/tables/{dataset}.tex",
-        html=report("results/tables/{dataset}.html", caption="../report/table.rst", category="{dataset}",
+        csv=table_stem("summary", "{dataset}") + ".csv",
+        md=table_stem("summary", "{dataset}") + ".md",
+        tex=table_stem("summary", "{dataset}") + ".tex",
+        html=report(table_stem("summary", "{dataset}") + ".html", caption="../report/table.rst", category="{dataset}",
                     subcategory="1 Summary tables"),
-        table1=multiext("results/tables/table1_{dataset}", ".csv", ".md", ".tex"),
-        table1_html=report("results/tables/table1_{dataset}.html", caption="../report/table1.rst",
+        table1=multiext(table_stem("table1", "{dataset}"), ".csv", ".md", ".tex"),
+        table1_html=report(table_stem("table1", "{dataset}") + ".html", caption="../report/table1.rst",
                          category="{dataset}", subcategory="1 Summary tables"),
-        stats=multiext("results/tables/stats_{dataset}", ".csv", ".md", ".tex"),
-        stats_html=report("results/tables/stats_{dataset}.html", caption="../report/stats.rst", category="{dataset}",
+        stats=multiext(table_stem("stats", "{dataset}"), ".csv", ".md", ".tex"),
+        stats_html=report(table_stem("stats", "{dataset}") + ".html", caption="../report/stats.rst", category="{dataset}",
                         subcategory="2 Statistics"),
-        geometry=multiext("results/tables/geometry_{dataset}", ".csv", ".md", ".tex"),
-        geometry_html=report("results/tables/geometry_{dataset}.html", caption="../report/geometry.rst",
+        geometry=multiext(table_stem("geometry", "{dataset}"), ".csv", ".md", ".tex"),
+        geometry_html=report(table_stem("geometry", "{dataset}") + ".html", caption="../report/geometry.rst",
                            category="{dataset}", subcategory="3 Geometry"),
-        curves="results/tables/fire_curves_{dataset}.csv",
+        curves=curves_path("{dataset}"),
     params:
         runs=lambda w: eval_runs_json(w.dataset),
         out=lambda w, output: os.path.dirname(output.csv),
@@ -55,13 +55,13 @@ rule table3:
         pairs=dataset_pairs,
         registered=lambda w: [f"results/{w.dataset}/{r}/registered.npy" for r in runs_for(w.dataset)],
     output:
-        other=multiext("results/tables/table3_{dataset}", ".csv", ".md", ".tex"),
-        html=report("results/tables/table3_{dataset}.html", caption="../report/table3.rst", category="{dataset}",
+        other=multiext(table_stem("table3", "{dataset}"), ".csv", ".md", ".tex"),
+        html=report(table_stem("table3", "{dataset}") + ".html", caption="../report/table3.rst", category="{dataset}",
                   subcategory="1 Summary tables"),
     params:
         data=lambda w: f"{DATA}/{w.dataset}",
         runs=lambda w: eval_runs_json(w.dataset),
-        stem=lambda w: f"results/tables/table3_{w.dataset}",
+        stem=lambda w: table_stem("table3", w.dataset),
         paper=lambda w: paper_reference_arg(w.dataset),
     log:
         "results/logs/table3/{dataset}.log",
@@ -84,12 +84,12 @@ rule ablation:
     input:
         dataset_pairs,
     output:
-        other=multiext("results/tables/ablation_{dataset}", ".csv", ".md", ".tex"),
-        html=report("results/tables/ablation_{dataset}.html", caption="../report/ablation.rst", category="{dataset}",
+        other=multiext(table_stem("ablation", "{dataset}"), ".csv", ".md", ".tex"),
+        html=report(table_stem("ablation", "{dataset}") + ".html", caption="../report/ablation.rst", category="{dataset}",
                   subcategory="1 Summary tables"),
     params:
         runs=lambda w: eval_runs_json(w.dataset),
-        stem=lambda w: f"results/tables/ablation_{w.dataset}",
+        stem=lambda w: table_stem("ablation", w.dataset),
         paper=lambda w: paper_reference_arg(w.dataset),
     log:
         "results/logs/ablation/{dataset}.log",
@@ -114,7 +114,7 @@ rule figures:
         pairs=dataset_pairs,
         registered=lambda w: [f"results/{w.dataset}/{r}/registered.npy" for r in runs_for(w.dataset)],
     output:
-        report("results/figures/{dataset}_qualitative.png", caption="../report/qualitative.rst",
+        report(figure_path("qualitative", "{dataset}"), caption="../report/qualitative.rst",
                category="{dataset}", subcategory="4 Figures"),
     params:
         data=lambda w: f"{DATA}/{w.dataset}",
@@ -144,13 +144,13 @@ rule plots:
         models=lambda w: [f"results/{w.dataset}/{r}/model/model.json" for r in runs_for(w.dataset)
                           if is_trainable(r)],
     output:
-        boxplots=report("results/figures/{dataset}_boxplots.png", caption="../report/boxplots.rst",
+        boxplots=report(figure_path("boxplots", "{dataset}"), caption="../report/boxplots.rst",
                         category="{dataset}", subcategory="4 Figures"),
-        speed=report("results/figures/{dataset}_speed.png", caption="../report/speed.rst",
+        speed=report(figure_path("speed", "{dataset}"), caption="../report/speed.rst",
                      category="{dataset}", subcategory="4 Figures"),
-        fire=report("results/figures/{dataset}_fire_success.png", caption="../report/fire_success.rst",
+        fire=report(figure_path("fire_success", "{dataset}"), caption="../report/fire_success.rst",
                     category="{dataset}", subcategory="3 Geometry"),
-        training=report("results/figures/{dataset}_training.png", caption="../report/training.rst",
+        training=report(figure_path("training", "{dataset}"), caption="../report/training.rst",
                         category="{dataset}", subcategory="4 Figures"),
     params:
         runs=lambda w: eval_runs_json(w.dataset),

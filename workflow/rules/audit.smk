@@ -54,13 +54,13 @@ rule audit_table:
         data=f"{DATA}/{{dataset}}/dataset.json",
         audits=lambda w: [f"results/{w.dataset}/{r}/audit.csv" for r in runs_for(w.dataset)],
     output:
-        other=multiext("results/tables/audit_{dataset}", ".csv", ".md", ".tex"),
-        html=report("results/tables/audit_{dataset}.html", caption="../report/audit.rst", category="{dataset}",
+        other=multiext(table_stem("audit", "{dataset}"), ".csv", ".md", ".tex"),
+        html=report(table_stem("audit", "{dataset}") + ".html", caption="../report/audit.rst", category="{dataset}",
                   subcategory="5 Sanity audit"),
     params:
         data=lambda w: f"{DATA}/{w.dataset}",
         runs=lambda w: eval_runs_json(w.dataset),
-        stem=lambda w: f"results/tables/audit_{w.dataset}",
+        stem=lambda w: table_stem("audit", w.dataset),
         pairs=config["audit"]["pairs"],
         blank=config["audit"]["blank"],
         seed=config["seed"],

@@ -3,11 +3,10 @@ import os
 import re
 
 from pcreg.datasets import get_dataset_type
+from pcreg.reporting.outputs import ALWAYS_TABLES, PLOTS, curves_path, figure_path, table_files, table_stem
 
 PAPER_ORPAM = ("orpam-4k", "orpam-temporal-26k")
-TABLE_EXTS = ["csv", "md", "tex", "html"]  # html: the report's view
-PLOTS = ["boxplots", "speed", "fire_success", "training"]
-# Only configured dataset names: "results/tables/{dataset}.csv" must not also match "table1_<dataset>.csv".
+# Only configured dataset names: the summary table "{dataset}.csv" must not also match "table1_<dataset>.csv".
 DATASET_RE = "|".join(re.escape(d) for d in DATASETS)
 
 
@@ -44,13 +43,13 @@ def evaluation_targets():
     """Every table and figure of every dataset (the conditional ones where they apply)."""
     targets = []
     for d in DATASETS:
-        for stem in (d, f"table1_{d}", f"stats_{d}", f"geometry_{d}", f"audit_{d}"):
-            targets += [f"results/tables/{stem}.{ext}" for ext in TABLE_EXTS]
-        targets.append(f"results/tables/fire_curves_{d}.csv")
+        for kind in ALWAYS_TABLES:
+            targets += table_files(kind, d)
+        targets.append(curves_path(d))
         if has_table3(d):
-            targets += [f"results/tables/table3_{d}.{ext}" for ext in TABLE_EXTS]
+            targets += table_files("table3", d)
         if has_ablation(d):
-            targets += [f"results/tables/ablation_{d}.{ext}" for ext in TABLE_EXTS]
-        targets.append(f"results/figures/{d}_qualitative.png")
-        targets += [f"results/figures/{d}_{p}.png" for p in PLOTS]
+            targets += table_files("ablation", d)
+        targets.append(figure_path("qualitative", d))
+        targets += [figure_path(p, d) for p in PLOTS]
     return targets

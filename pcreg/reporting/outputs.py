@@ -1,0 +1,67 @@
+"""Every table's and figure's file name, defined once.
+
+The Snakemake rules (targets, outputs), the CLI (what it writes) and the tests
+take names from here; a name is never spelled out anywhere else. Names are
+templates in ``{dataset}`` so a rule can pass the wildcard through unchanged:
+``table_stem("stats", "{dataset}")`` is ``results/tables/stats_{dataset}``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+TABLES_DIR = "results/tables"
+FIGURES_DIR = "results/figures"
+#: Every table is written in these formats (html: the report's view).
+TABLE_EXTS = ("csv", "md", "tex", "html")
+
+#: Table kind -> file stem in TABLES_DIR.
+TABLES = {
+    "summary": "{dataset}",
+    "table1": "table1_{dataset}",
+    "stats": "stats_{dataset}",
+    "geometry": "geometry_{dataset}",
+    "audit": "audit_{dataset}",
+    "table3": "table3_{dataset}",  # only for temporal datasets
+    "ablation": "ablation_{dataset}",  # only when the dataset has ablation runs
+}
+#: Tables every dataset has (table3 and ablation are conditional).
+ALWAYS_TABLES = ("summary", "table1", "stats", "geometry", "audit")
+#: The FIRE success curves behind the geometry table (CSV only).
+CURVES = "fire_curves_{dataset}.csv"
+
+#: Figure kind -> file name in FIGURES_DIR.
+FIGURES = {
+    "qualitative": "{dataset}_qualitative.png",
+    "boxplots": "{dataset}_boxplots.png",
+    "speed": "{dataset}_speed.png",
+    "fire_success": "{dataset}_fire_success.png",
+    "training": "{dataset}_training.png",
+}
+#: The figures drawn by ``python -m pcreg plots`` (the qualitative grid is its own command).
+PLOTS = ("boxplots", "speed", "fire_success", "training")
+
+
+def table_name(kind: str, dataset: str) -> str:
+    """File stem (no directory, no extension) of table ``kind`` of ``dataset``."""
+    return TABLES[kind].format(dataset=dataset)
+
+
+def table_stem(kind: str, dataset: str, tables_dir: str | Path = TABLES_DIR) -> str:
+    """Path without extension of table ``kind`` of ``dataset``."""
+    return str(Path(tables_dir) / table_name(kind, dataset))
+
+
+def table_files(kind: str, dataset: str, exts: tuple[str, ...] = TABLE_EXTS) -> list[str]:
+    """Every file of table ``kind`` of ``dataset``."""
+    return [f"{table_stem(kind, dataset)}.{ext}" for ext in exts]
+
+
+def curves_path(dataset: str, tables_dir: str | Path = TABLES_DIR) -> str:
+    """The FIRE success-curve CSV of ``dataset``."""
+    return str(Path(tables_dir) / CURVES.format(dataset=dataset))
+
+
+def figure_path(kind: str, dataset: str, figures_dir: str | Path = FIGURES_DIR) -> str:
+    """Path of figure ``kind`` of ``dataset``."""
+    return str(Path(figures_dir) / FIGURES[kind].format(dataset=dataset))
