@@ -1,15 +1,15 @@
 """Command line of the suite (``python -m pcreg <command>``); the Snakemake rules call these.
 
 Each command does one step of the workflow. Specs (a dataset's or a method
-run's config section) are passed as JSON so that a rule's parameters are
-exactly what the step sees. A problem the user can fix is reported as one line
-on stderr with exit status 2, never as a traceback.
+run's config section, a dataset's run list, the config) come as JSON files
+written by the workflow (:mod:`pcreg.specs`), never as JSON on the command line.
+A problem the user can fix is reported as one line on stderr with exit status 2,
+never as a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,11 +18,11 @@ from pcreg.errors import UserError
 from pcreg.threads import set_threads
 
 
-def _json(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"invalid JSON argument: {exc}") from exc
+def _json(path: str) -> Any:
+    """A spec file written by the workflow (pcreg.specs)."""
+    from pcreg.specs import read_spec
+
+    return read_spec(path)
 
 
 def cmd_validate_config(args: argparse.Namespace) -> None:
@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prepare", help="prepare (generate or download) a dataset")
     p.add_argument("--name", required=True)
-    p.add_argument("--spec", required=True, help="the dataset's config section as JSON")
+    p.add_argument("--spec", required=True, help="JSON file with the dataset's config section")
     p.add_argument("--out", required=True)
     common(p)
     p.set_defaults(func=cmd_prepare)
@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  ("register", cmd_register, "register one shard of the test split")):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--data", required=True, help="prepared dataset directory")
-        p.add_argument("--run", required=True, help="the method run's config section as JSON")
+        p.add_argument("--run", required=True, help="JSON file with the method run's config section")
         p.add_argument("--out", required=True)
         p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
         common(p)
@@ -207,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_evaluate)
 
-    runs_help = "JSON list of {id, label, group, pairs_csv[, method, trainable, params]}"
+    runs_help = "JSON file with the list of runs {id, label, group, pairs_csv[, method, trainable, params]}"
     paper_help = "the paper dataset whose numbers are shown beside ours (fire-reg-256, orpam-4k, orpam-temporal-26k)"
 
     p = sub.add_parser("aggregate", help="summary, Table 1, statistics and geometry tables of a dataset")
@@ -240,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("audit", help="re-run a method with a blank / another pair's moving image (sanity audit)")
     p.add_argument("--data", required=True, help="prepared dataset directory")
-    p.add_argument("--run", required=True, help="the method run's config section as JSON")
+    p.add_argument("--run", required=True, help="JSON file with the method run's config section")
     p.add_argument("--out", required=True, help="per-pair audit CSV")
     p.add_argument("--pairs", type=int, default=8, help="test pairs audited (drawn from the seed)")
     p.add_argument("--blank", default="mean", choices=["mean", "zeros"])
@@ -276,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_plots)
 
     p = sub.add_parser("manifest", help="write the provenance manifest")
-    p.add_argument("--config", required=True, help="the validated config as JSON")
+    p.add_argument("--config", required=True, help="JSON file with the validated config")
     p.add_argument("--out", required=True)
     p.add_argument("--repo", default=".")
     p.set_defaults(func=cmd_manifest)

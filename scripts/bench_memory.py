@@ -28,7 +28,6 @@ tests linearity in the number of pairs without the start-up time. Results go to
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -137,8 +136,10 @@ def run_scale(scale: float, size: int, work: Path, workers: int) -> list[dict]:
     data, out = work / "data", work / "results"
     py = [sys.executable, "-m", "pcreg"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    spec_json = json.dumps(spec)
-    run_json = json.dumps({"id": "identity", "method": "identity", "params": {}})
+    from pcreg.specs import write_spec
+
+    spec_json = write_spec(work / "specs" / "dataset.json", spec)
+    run_json = write_spec(work / "specs" / "identity.json", {"id": "identity", "method": "identity", "params": {}})
     steps = [
         ("prepare", py + ["prepare", "--name", "bench", "--spec", spec_json, "--out", str(data), "--seed", "0"]),
         ("register", py + ["register", "--data", str(data), "--run", run_json, "--shard", "0", "--shards", "1",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
@@ -12,6 +10,7 @@ from evalfakes import standard_runs
 from pcreg.cli import main
 from pcreg.reporting.figures import checkerboard
 from pcreg.reporting.style import KNOWN_COLORS, method_color
+from pcreg.specs import write_spec
 
 
 def test_method_colors_are_fixed_distinct_and_stable():
@@ -29,9 +28,10 @@ def test_checkerboard_alternates_tiles():
     assert cb.sum() == 32
 
 
-def _runs_json(runs):
-    return json.dumps([{"id": r.id, "label": r.label, "group": r.group, "pairs_csv": str(r.pairs_csv),
-                        "method": r.method, "trainable": r.trainable, "params": r.params} for r in runs])
+def _runs_json(runs, path):
+    """The run-list file the workflow writes for the table and figure commands."""
+    return write_spec(path, [{"id": r.id, "label": r.label, "group": r.group, "pairs_csv": str(r.pairs_csv),
+                              "method": r.method, "trainable": r.trainable, "params": r.params} for r in runs])
 
 
 def test_plots_command_writes_every_figure(tmp_path):
@@ -41,8 +41,8 @@ def test_plots_command_writes_every_figure(tmp_path):
                         "lr": [1e-3] * 3, "seconds": [1.0] * 3})
     (runs[2].result_dir / "model").mkdir()
     log.to_csv(runs[2].result_dir / "model" / "train_log.csv", index=False)
-    out = tmp_path / "figures"
-    assert main(["plots", "--dataset", "d", "--runs", _runs_json(runs), "--out-dir", str(out)]) == 0
+    out, run_list = tmp_path / "figures", _runs_json(runs, tmp_path / "runs.json")
+    assert main(["plots", "--dataset", "d", "--runs", run_list, "--out-dir", str(out)]) == 0
     sizes = {}
     for name in ("boxplots", "speed", "fire_success", "training"):
         img = mpimg.imread(out / f"d_{name}.png")
@@ -52,14 +52,14 @@ def test_plots_command_writes_every_figure(tmp_path):
     assert sizes["fire_success"][1] > 3 * sizes["fire_success"][0]
     # Without a train log there is a one-panel message figure instead.
     (runs[2].result_dir / "model" / "train_log.csv").unlink()
-    assert main(["plots", "--dataset", "d", "--runs", _runs_json(runs), "--out-dir", str(out)]) == 0
+    assert main(["plots", "--dataset", "d", "--runs", run_list, "--out-dir", str(out)]) == 0
     assert mpimg.imread(out / "d_training.png").shape[1] < sizes["training"][1]
 
 
 def test_aggregate_and_ablation_commands(tmp_path):
     runs = standard_runs(tmp_path / "res")
     out = tmp_path / "tables"
-    args = ["--dataset", "d", "--runs", _runs_json(runs), "--paper-reference", "fire-reg-256"]
+    args = ["--dataset", "d", "--runs", _runs_json(runs, tmp_path / "runs.json"), "--paper-reference", "fire-reg-256"]
     assert main(["aggregate", *args, "--out-dir", str(out), "--n-boot", "200", "--seed", "5"]) == 0
     for stem in ("d", "table1_d", "stats_d", "geometry_d"):
         for ext in ("csv", "md", "tex", "html"):
@@ -69,4 +69,6 @@ def test_aggregate_and_ablation_commands(tmp_path):
     assert stats["p_holm"].notna().any()
     assert main(["ablation", *args, "--out-stem", str(out / "ablation_d")]) == 0
     assert "w/o Feature injection" in (out / "ablation_d.md").read_text()
-    assert main(["aggregate", "--dataset", "d", "--runs", "not json", "--out-dir", str(out)]) == 2
+    (tmp_path / "bad.json").write_text("not json")
+    assert main(["aggregate", "--dataset", "d", "--runs", str(tmp_path / "bad.json"), "--out-dir", str(out)]) == 2
+    assert main(["aggregate", "--dataset", "d", "--runs", str(tmp_path / "none.json"), "--out-dir", str(out)]) == 2

@@ -24,7 +24,7 @@ rule aggregate:
                            category="{dataset}", subcategory="3 Geometry"),
         curves=curves_path("{dataset}"),
     params:
-        runs=lambda w: eval_runs_json(w.dataset),
+        runs=lambda w: run_list_path(w.dataset),
         out=lambda w, output: os.path.dirname(output.csv),
         paper=lambda w: paper_reference_arg(w.dataset),
         seed=config["seed"],
@@ -42,7 +42,7 @@ rule aggregate:
         mem_mb=RESOURCES["aggregate"]["mem_mb"],
         runtime=RESOURCES["aggregate"]["runtime"],
     shell:
-        "python -m pcreg aggregate --dataset {wildcards.dataset} --runs {params.runs:q} --out-dir {params.out}"
+        "python -m pcreg aggregate --dataset {wildcards.dataset} --runs {params.runs} --out-dir {params.out}"
         " {params.paper} --seed {params.seed} --n-boot {params.n_boot} --alpha {params.alpha}"
         " --reference {params.reference} > {log} 2>&1"
 
@@ -60,7 +60,7 @@ rule table3:
                   subcategory="1 Summary tables"),
     params:
         data=lambda w: f"{DATA}/{w.dataset}",
-        runs=lambda w: eval_runs_json(w.dataset),
+        runs=lambda w: run_list_path(w.dataset),
         stem=lambda w: table_stem("table3", w.dataset),
         paper=lambda w: paper_reference_arg(w.dataset),
     log:
@@ -74,7 +74,7 @@ rule table3:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m pcreg table3 --dataset {wildcards.dataset} --data {params.data} --runs {params.runs:q}"
+        "python -m pcreg table3 --dataset {wildcards.dataset} --data {params.data} --runs {params.runs}"
         " --out-stem {params.stem} {params.paper} > {log} 2>&1"
 
 
@@ -88,7 +88,7 @@ rule ablation:
         html=report(table_stem("ablation", "{dataset}") + ".html", caption="../report/ablation.rst", category="{dataset}",
                   subcategory="1 Summary tables"),
     params:
-        runs=lambda w: eval_runs_json(w.dataset),
+        runs=lambda w: run_list_path(w.dataset),
         stem=lambda w: table_stem("ablation", w.dataset),
         paper=lambda w: paper_reference_arg(w.dataset),
     log:
@@ -102,7 +102,7 @@ rule ablation:
         mem_mb=1000,
         runtime=10,
     shell:
-        "python -m pcreg ablation --dataset {wildcards.dataset} --runs {params.runs:q} --out-stem {params.stem}"
+        "python -m pcreg ablation --dataset {wildcards.dataset} --runs {params.runs} --out-stem {params.stem}"
         " {params.paper} > {log} 2>&1"
 
 
@@ -118,7 +118,7 @@ rule figures:
                category="{dataset}", subcategory="4 Figures"),
     params:
         data=lambda w: f"{DATA}/{w.dataset}",
-        runs=lambda w: eval_runs_json(w.dataset),
+        runs=lambda w: run_list_path(w.dataset),
         pairs=config["figures"]["qualitative_pairs"],
     log:
         "results/logs/figures/{dataset}.log",
@@ -131,7 +131,7 @@ rule figures:
         mem_mb=RESOURCES["aggregate"]["mem_mb"],
         runtime=RESOURCES["aggregate"]["runtime"],
     shell:
-        "python -m pcreg figures --data {params.data} --runs {params.runs:q} --out {output}"
+        "python -m pcreg figures --data {params.data} --runs {params.runs} --out {output}"
         " --pairs {params.pairs} > {log} 2>&1"
 
 
@@ -153,7 +153,7 @@ rule plots:
         training=report(figure_path("training", "{dataset}"), caption="../report/training.rst",
                         category="{dataset}", subcategory="4 Figures"),
     params:
-        runs=lambda w: eval_runs_json(w.dataset),
+        runs=lambda w: run_list_path(w.dataset),
         out=lambda w, output: os.path.dirname(output.boxplots),
     log:
         "results/logs/plots/{dataset}.log",
@@ -166,15 +166,16 @@ rule plots:
         mem_mb=1000,
         runtime=10,
     shell:
-        "python -m pcreg plots --dataset {wildcards.dataset} --runs {params.runs:q} --out-dir {params.out}"
+        "python -m pcreg plots --dataset {wildcards.dataset} --runs {params.runs} --out-dir {params.out}"
         " > {log} 2>&1"
 
 
 rule manifest:
+    input:
+        CONFIG_SPEC,
     output:
         "results/manifest.json",
     params:
-        config=json.dumps(config, sort_keys=True),
         repo=workflow.basedir,
     log:
         "results/logs/manifest.log",
@@ -185,4 +186,4 @@ rule manifest:
         mem_mb=RESOURCES["aggregate"]["mem_mb"],
         runtime=RESOURCES["aggregate"]["runtime"],
     shell:
-        "python -m pcreg manifest --config {params.config:q} --out {output} --repo {params.repo} > {log} 2>&1"
+        "python -m pcreg manifest --config {input} --out {output} --repo {params.repo} > {log} 2>&1"

@@ -12,7 +12,7 @@ rule audit:
         "results/{dataset}/{run}/audit.csv",
     params:
         data=lambda w: f"{DATA}/{w.dataset}",
-        run=lambda w: json.dumps(run_spec(w.run)),
+        run=lambda w: run_spec_path(w.run),
         model=lambda w: f"--model results/{w.dataset}/{w.run}/model" if is_trainable(w.run) else "",
         pairs=config["audit"]["pairs"],
         blank=config["audit"]["blank"],
@@ -29,7 +29,7 @@ rule audit:
         mem_mb=2000,
         runtime=30,
     shell:
-        "python -m pcreg audit --data {params.data} --run {params.run:q} --out {output} --pairs {params.pairs}"
+        "python -m pcreg audit --data {params.data} --run {params.run} --out {output} --pairs {params.pairs}"
         " --blank {params.blank} {params.model} --seed {params.seed} --threads {threads} --device {params.device}"
         " > {log} 2>&1"
 
@@ -52,6 +52,7 @@ rule audit_table:
         dataset=DATASET_RE,
     input:
         data=f"{DATA}/{{dataset}}/dataset.json",
+        runs=lambda w: run_list_path(w.dataset),
         audits=lambda w: [f"results/{w.dataset}/{r}/audit.csv" for r in runs_for(w.dataset)],
     output:
         other=multiext(table_stem("audit", "{dataset}"), ".csv", ".md", ".tex"),
@@ -59,7 +60,7 @@ rule audit_table:
                   subcategory="5 Sanity audit"),
     params:
         data=lambda w: f"{DATA}/{w.dataset}",
-        runs=lambda w: eval_runs_json(w.dataset),
+        runs=lambda w: run_list_path(w.dataset),
         stem=lambda w: table_stem("audit", w.dataset),
         pairs=config["audit"]["pairs"],
         blank=config["audit"]["blank"],
@@ -75,6 +76,6 @@ rule audit_table:
         mem_mb=1000,
         runtime=10,
     shell:
-        "python -m pcreg audit-table --dataset {wildcards.dataset} --data {params.data} --runs {params.runs:q}"
+        "python -m pcreg audit-table --dataset {wildcards.dataset} --data {params.data} --runs {params.runs}"
         " --out-stem {params.stem} --pairs {params.pairs} --blank {params.blank} --seed {params.seed}"
         " {input.audits} > {log} 2>&1"

@@ -2,6 +2,7 @@
 import re
 
 from pcreg.methods.registry import get_method_class
+from pcreg.specs import write_spec
 
 DATA = config["data_dir"]
 DATASETS = list(config["datasets"])
@@ -69,18 +70,51 @@ def run_constraint(runs, exclude=False):
 LEARNED_RUNS = [r for r in config["methods"] if is_trainable(r)]
 
 
-def runs_json(dataset):
-    """The runs of a dataset as the JSON the aggregate/figures commands take."""
-    return json.dumps([
+# A job reads its spec from a file, never JSON on its command line (pcreg/specs.py). The files are
+# (re)written here, when the config is parsed, only where their content changed: their mtimes then make
+# Snakemake re-run exactly the jobs a config change affects.
+SPECS = "results/specs"
+
+
+def dataset_spec_path(dataset):
+    """A dataset's spec (type, params), next to the prepared data so that a fresh results/ keeps it."""
+    return f"{DATA}/.specs/{dataset}.json"
+
+
+def run_spec_path(run):
+    """A method run's config section (with its id)."""
+    return f"{SPECS}/runs/{run}.json"
+
+
+def run_list_path(dataset):
+    """The runs of a dataset, the list the table, figure and audit-table commands read."""
+    return f"{SPECS}/run-lists/{dataset}.json"
+
+
+CONFIG_SPEC = f"{SPECS}/config.json"
+
+
+def run_list(dataset):
+    """The runs of a dataset: id, label, group, method, trainable, params and their pairs.csv."""
+    return [
         {"id": r, "label": config["methods"][r]["label"], "group": config["methods"][r]["group"],
-         "pairs_csv": f"results/{dataset}/{r}/pairs.csv"}
+         "method": config["methods"][r]["method"], "trainable": is_trainable(r),
+         "params": config["methods"][r]["params"], "pairs_csv": f"results/{dataset}/{r}/pairs.csv"}
         for r in runs_for(dataset)
-    ])
+    ]
+
+
+for _d in DATASETS:
+    write_spec(dataset_spec_path(_d), {k: config["datasets"][_d][k] for k in ("type", "params")})
+    write_spec(run_list_path(_d), run_list(_d))
+for _r in config["methods"]:
+    write_spec(run_spec_path(_r), run_spec(_r))
+write_spec(CONFIG_SPEC, config)
 
 
 def register_inputs(w):
-    """The prepared dataset, plus the trained model for learned methods."""
-    inputs = [f"{DATA}/{w.dataset}/dataset.json"]
+    """The run's spec and the prepared dataset, plus the trained model for learned methods."""
+    inputs = [run_spec_path(w.run), f"{DATA}/{w.dataset}/dataset.json"]
     if is_trainable(w.run):
         inputs.append(f"results/{w.dataset}/{w.run}/model/model.json")
     return inputs

@@ -10,16 +10,6 @@ PAPER_ORPAM = ("orpam-4k", "orpam-temporal-26k")
 DATASET_RE = "|".join(re.escape(d) for d in DATASETS)
 
 
-def eval_runs_json(dataset):
-    """The runs of a dataset as the JSON the table/figure commands take (with method, trainable, params)."""
-    return json.dumps([
-        {"id": r, "label": config["methods"][r]["label"], "group": config["methods"][r]["group"],
-         "method": config["methods"][r]["method"], "trainable": is_trainable(r),
-         "params": config["methods"][r]["params"], "pairs_csv": f"results/{dataset}/{r}/pairs.csv"}
-        for r in runs_for(dataset)
-    ])
-
-
 def paper_reference_arg(dataset):
     ref = config["datasets"][dataset].get("paper_reference")
     return f"--paper-reference {ref}" if ref else ""
@@ -36,7 +26,8 @@ def has_ablation(dataset):
 
 
 def dataset_pairs(w):
-    return [f"results/{w.dataset}/{r}/pairs.csv" for r in runs_for(w.dataset)]
+    """The dataset's run list and every run's pairs.csv."""
+    return [run_list_path(w.dataset)] + [f"results/{w.dataset}/{r}/pairs.csv" for r in runs_for(w.dataset)]
 
 
 def evaluation_targets():

@@ -2,10 +2,11 @@
 
 
 rule prepare:
+    input:
+        lambda w: dataset_spec_path(w.dataset),
     output:
         f"{DATA}/{{dataset}}/dataset.json",
     params:
-        spec=lambda w: json.dumps({k: config["datasets"][w.dataset][k] for k in ("type", "params")}),
         out=lambda w: f"{DATA}/{w.dataset}",
         seed=config["seed"],
     log:
@@ -19,5 +20,5 @@ rule prepare:
         mem_mb=RESOURCES["prepare"]["mem_mb"],
         runtime=RESOURCES["prepare"]["runtime"],
     shell:
-        "python -m pcreg prepare --name {wildcards.dataset} --spec {params.spec:q} --out {params.out}"
+        "python -m pcreg prepare --name {wildcards.dataset} --spec {input} --out {params.out}"
         " --seed {params.seed} --threads {threads} > {log} 2>&1"

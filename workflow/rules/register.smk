@@ -8,12 +8,13 @@ rule fit:
     wildcard_constraints:
         run=run_constraint(LEARNED_RUNS),
     input:
-        f"{DATA}/{{dataset}}/dataset.json",
+        spec=lambda w: run_spec_path(w.run),
+        data=f"{DATA}/{{dataset}}/dataset.json",
     output:
         "results/{dataset}/{run}/model/model.json",
     params:
         data=lambda w: f"{DATA}/{w.dataset}",
-        run=lambda w: json.dumps(run_spec(w.run)),
+        run=lambda w: run_spec_path(w.run),
         out=lambda w: f"results/{w.dataset}/{w.run}/model",
         seed=config["seed"],
         device=config["device"],
@@ -31,7 +32,7 @@ rule fit:
         cpus_per_gpu=job_resource("fit", "cpus_per_gpu"),
         gpu_model=job_resource("fit", "gpu_model"),
     shell:
-        "python -m pcreg fit --data {params.data} --run {params.run:q} --out {params.out}"
+        "python -m pcreg fit --data {params.data} --run {params.run} --out {params.out}"
         " --seed {params.seed} --threads {threads} --device {params.device} > {log} 2>&1"
 
 
@@ -46,7 +47,7 @@ rule register:
         fields="results/{dataset}/{run}/shards/{shard}.fields.npy",
     params:
         data=lambda w: f"{DATA}/{w.dataset}",
-        run=lambda w: json.dumps(run_spec(w.run)),
+        run=lambda w: run_spec_path(w.run),
         model=lambda w: f"--model results/{w.dataset}/{w.run}/model" if is_trainable(w.run) else "",
         shards=lambda w: shards_of(w.run),
         seed=config["seed"],
@@ -62,7 +63,7 @@ rule register:
         mem_mb=job_resource("register", "mem_mb"),
         runtime=job_resource("register", "runtime"),
     shell:
-        "python -m pcreg register --data {params.data} --run {params.run:q} --shard {wildcards.shard}"
+        "python -m pcreg register --data {params.data} --run {params.run} --shard {wildcards.shard}"
         " --shards {params.shards} --out {output.npz} {params.model} --seed {params.seed} --threads {threads}"
         " --device {params.device} > {log} 2>&1"
 
