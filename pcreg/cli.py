@@ -120,7 +120,7 @@ def cmd_ablation(args: argparse.Namespace) -> None:
     from pcreg.reporting.tables import summarize_runs, write_doc
 
     runs = _runs(args.runs)
-    data, doc = ablation_table(summarize_runs(runs), runs, args.dataset, args.paper_reference)
+    data, doc = ablation_table(summarize_runs(runs), runs, args.dataset, args.paper_reference, args.reference)
     write_doc(doc, data, Path(args.out_stem))
 
 
@@ -208,7 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     runs_help = "JSON file with the list of runs {id, label, group, pairs_csv[, method, trainable, params]}"
-    paper_help = "the paper dataset whose numbers are shown beside ours (fire-reg-256, orpam-4k, orpam-temporal-26k)"
+    paper_help = "the paper dataset whose numbers are shown beside ours (a dataset of pcreg/data/paper_values.csv)"
+    reference_help = "the reference run (config stats.reference): every method is tested against it"
 
     p = sub.add_parser("aggregate", help="summary, Table 1, statistics and geometry tables of a dataset")
     p.add_argument("--dataset", required=True)
@@ -217,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paper-reference", default=None, help=paper_help)
     p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples of the 95%% CI")
     p.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level of the CI")
-    p.add_argument("--reference", default="pcreg_net", help="run id every method is tested against")
+    p.add_argument("--reference", required=True, help=reference_help)
     common(p)
     p.set_defaults(func=cmd_aggregate)
 
@@ -232,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ablation", help="the paper's Table 2 (ablation) of a dataset")
     p.add_argument("--dataset", required=True)
+    p.add_argument("--reference", required=True, help="the full model's run id (config stats.reference)")
     p.add_argument("--runs", required=True, help=runs_help)
     p.add_argument("--out-stem", required=True)
     p.add_argument("--paper-reference", default=None, help=paper_help)

@@ -40,11 +40,15 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     """Validate the whole workflow config, fill every default, and return it."""
     from pcreg.datasets import get_dataset_type
     from pcreg.methods.registry import get_method_class
+    from pcreg.reporting.paper_values import paper_datasets
 
     config = validate(copy.deepcopy(dict(config)), load_schema())
     for name, spec in config["datasets"].items():
         dtype = _named(get_dataset_type, spec["type"], f"datasets.{name}.type")
         spec["params"] = validate_params(dtype, spec.get("params", {}), f"datasets.{name}.params")
+        if "paper_reference" in spec and spec["paper_reference"] not in paper_datasets():
+            raise UserError(f"config error at datasets.{name}.paper_reference: {spec['paper_reference']!r} is not "
+                            f"one of {paper_datasets()}")
     for run_id, spec in config["methods"].items():
         spec.setdefault("method", run_id)
         cls = _named(get_method_class, spec["method"], f"methods.{run_id}.method")

@@ -70,3 +70,11 @@ def test_cli_prints_one_line(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "pcreg", "validate-config", str(ROOT / "config" / "smoke.yaml")],
                         capture_output=True, text=True, cwd=ROOT)
     assert ok.returncode == 0 and "config OK" in ok.stdout
+
+
+def test_paper_reference_must_be_a_dataset_of_the_paper_values_file():
+    cfg = _cfg()
+    name = next(iter(cfg["datasets"]))
+    cfg["datasets"][name]["paper_reference"] = "orpam-8k"
+    with pytest.raises(UserError, match=f"config error at datasets.{name}.paper_reference: 'orpam-8k' is not one of"):
+        validate_config(cfg)

@@ -58,7 +58,7 @@ def test_table1_without_or_with_other_paper_reference(tmp_path):
 
 def test_ablation_table(tmp_path):
     runs = standard_runs(tmp_path)
-    data, doc = ablation_table(summarize_runs(runs), runs, "synth", "fire-reg-256")
+    data, doc = ablation_table(summarize_runs(runs), runs, "synth", "fire-reg-256", "pcreg_net")
     labels = [r[0] for r in doc.rows]
     # The paper's five rows in its order (not-run ones included), then the extra ablation run.
     assert labels == ["PCReg-Net", "w/o contrast", "w/o Feature injection", "Single stage only",

@@ -59,7 +59,8 @@ def test_plots_command_writes_every_figure(tmp_path):
 def test_aggregate_and_ablation_commands(tmp_path):
     runs = standard_runs(tmp_path / "res")
     out = tmp_path / "tables"
-    args = ["--dataset", "d", "--runs", _runs_json(runs, tmp_path / "runs.json"), "--paper-reference", "fire-reg-256"]
+    args = ["--dataset", "d", "--runs", _runs_json(runs, tmp_path / "runs.json"), "--paper-reference", "fire-reg-256",
+            "--reference", "pcreg_net"]
     assert main(["aggregate", *args, "--out-dir", str(out), "--n-boot", "200", "--seed", "5"]) == 0
     for stem in ("d", "table1_d", "stats_d", "geometry_d"):
         for ext in ("csv", "md", "tex", "html"):
@@ -70,5 +71,6 @@ def test_aggregate_and_ablation_commands(tmp_path):
     assert main(["ablation", *args, "--out-stem", str(out / "ablation_d")]) == 0
     assert "w/o Feature injection" in (out / "ablation_d.md").read_text()
     (tmp_path / "bad.json").write_text("not json")
-    assert main(["aggregate", "--dataset", "d", "--runs", str(tmp_path / "bad.json"), "--out-dir", str(out)]) == 2
-    assert main(["aggregate", "--dataset", "d", "--runs", str(tmp_path / "none.json"), "--out-dir", str(out)]) == 2
+    for bad in ("bad.json", "none.json"):  # not JSON, missing: one clear line, exit status 2
+        bad_args = ["--dataset", "d", "--runs", str(tmp_path / bad), "--reference", "pcreg_net"]
+        assert main(["aggregate", *bad_args, "--out-dir", str(out)]) == 2

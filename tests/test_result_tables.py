@@ -26,7 +26,7 @@ def _row(df, run, metric, scope="all"):
 
 def test_stats_bootstrap_ci_matches_a_direct_resampling(runs):
     pairs = load_pairs(runs)
-    data, _ = stats_table(pairs, runs, "d", n_boot=500, seed=11)
+    data, _ = stats_table(pairs, runs, "d", reference="pcreg_net", n_boot=500, seed=11)
     x = pd.read_csv(runs[1].pairs_csv)["ncc"].to_numpy()
     # Independent percentile bootstrap with the same seed: same resample indices, same quantiles.
     idx = np.random.default_rng(11).integers(0, x.size, size=(500, x.size))
@@ -38,7 +38,7 @@ def test_stats_bootstrap_ci_matches_a_direct_resampling(runs):
 
 def test_stats_wilcoxon_against_pcreg_net_and_holm(runs):
     pairs = load_pairs(runs)
-    data, doc = stats_table(pairs, runs, "d", n_boot=200, seed=0)
+    data, doc = stats_table(pairs, runs, "d", reference="pcreg_net", n_boot=200, seed=0)
     a = pd.read_csv(runs[0].pairs_csv)
     ref = pd.read_csv(runs[2].pairs_csv)
     for metric in ("ncc", "ssim", "psnr"):
@@ -60,7 +60,7 @@ def test_stats_wilcoxon_against_pcreg_net_and_holm(runs):
 
 def test_stats_per_category_breakdown(runs):
     pairs = load_pairs(runs)
-    data, _ = stats_table(pairs, runs, "d", n_boot=100, seed=0)
+    data, _ = stats_table(pairs, runs, "d", reference="pcreg_net", n_boot=100, seed=0)
     df = pd.read_csv(runs[0].pairs_csv, keep_default_na=False, na_values=[""])
     for cat in ("S", "P", "A"):
         sub = df[df["category"] == cat]
@@ -71,7 +71,7 @@ def test_stats_per_category_breakdown(runs):
 
 def test_stats_without_pcreg_net_skip_the_tests_with_a_note(runs):
     subset = [r for r in runs if r.id in ("identity", "sift")]
-    data, doc = stats_table(load_pairs(subset), subset, "d", n_boot=100, seed=0)
+    data, doc = stats_table(load_pairs(subset), subset, "d", reference="pcreg_net", n_boot=100, seed=0)
     assert data["p"].isna().all() and data["p_holm"].isna().all()
     assert any("No pcreg_net run" in n for n in doc.notes)
     assert "\\begin{tabular}" in doc_to_latex(doc)

@@ -35,7 +35,6 @@ PAPER_DATASETS = {
 }
 INTENSITY = {"ncc": ("NCC", 3), "ssim": ("SSIM", 3), "psnr": ("PSNR (dB)", 2)}
 NOT_RUN = "not run"
-FULL_MODEL = "pcreg_net"
 
 
 def paper_rows(table: int, paper_reference: str | None) -> pd.DataFrame:
@@ -161,11 +160,12 @@ def table1(summary: pd.DataFrame, runs: Sequence[Run], dataset: str,
 
 
 def ablation_table(summary: pd.DataFrame, runs: Sequence[Run], dataset: str,
-                   paper_reference: str | None) -> tuple[pd.DataFrame, TableDoc]:
-    """The paper's Table 2 layout: the full model (``pcreg_net``) and every run of group ``ablation``."""
+                   paper_reference: str | None, full_model: str) -> tuple[pd.DataFrame, TableDoc]:
+    """The paper's Table 2 layout: the full model (run ``full_model``, the config's reference) and every
+    run of group ``ablation``."""
     paper = paper_rows(2, paper_reference)
     with_paper = not paper.empty
-    chosen = [r for r in runs if r.id == FULL_MODEL or r.group == "ablation"]
+    chosen = [r for r in runs if r.id == full_model or r.group == "ablation"]
     # The paper prints the full model in its ablation table; map it into the "ablation" section.
     paper = paper.assign(group="ablation")
     stats = _run_stats(summary)
@@ -185,8 +185,8 @@ def ablation_table(summary: pd.DataFrame, runs: Sequence[Run], dataset: str,
     if with_paper:
         notes.append("The paper states its ablations were trained for 20 epochs, yet its 'Full model' row repeats "
                      "Table 1 (100 epochs) digit for digit; the Epochs column gives this suite's training epochs.")
-    if FULL_MODEL not in {r.id for r in runs}:
-        notes.append(f"No {FULL_MODEL} run on {dataset}: the full-model row is not run.")
+    if full_model not in {r.id for r in runs}:
+        notes.append(f"No {full_model} run on {dataset}: the full-model row is not run.")
     columns = _columns("Configuration", INTENSITY, paper_reference, with_paper) + ["Epochs"]
     return pd.DataFrame(data), TableDoc(columns, rows, f"Table 2 layout: {dataset}, ablation of PCReg-Net", notes)
 

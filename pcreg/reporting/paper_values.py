@@ -26,6 +26,17 @@ def load_paper_values() -> pd.DataFrame:
     return df[COLUMNS]
 
 
+def paper_datasets() -> list[str]:
+    """The paper's datasets a config's ``paper_reference`` may name (those with values in the data file)."""
+    return sorted(set(load_paper_values()["dataset"]))
+
+
+def temporal_paper_datasets() -> list[str]:
+    """The paper's datasets with a Table 3 (intra-frame and temporal metrics): the OR-PAM ones."""
+    df = load_paper_values()
+    return sorted(set(df.loc[df["table"] == 3, "dataset"]))
+
+
 def paper_value(table: int, dataset: str, method_id: str, metric: str) -> float | None:
     """The paper's value for one cell, or ``None`` where the paper prints none (so tables show a dash)."""
     df = load_paper_values()

@@ -51,7 +51,7 @@ def stats_table(
     runs: Sequence[Run],
     dataset: str,
     *,
-    reference: str = "pcreg_net",
+    reference: str,
     n_boot: int = 2000,
     seed: int = 0,
     alpha: float = 0.05,

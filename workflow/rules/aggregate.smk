@@ -91,6 +91,7 @@ rule ablation:
         runs=lambda w: run_list_path(w.dataset),
         stem=lambda w: table_stem("ablation", w.dataset),
         paper=lambda w: paper_reference_arg(w.dataset),
+        reference=config["stats"]["reference"],
     log:
         "results/logs/ablation/{dataset}.log",
     benchmark:
@@ -103,7 +104,7 @@ rule ablation:
         runtime=10,
     shell:
         "python -m pcreg ablation --dataset {wildcards.dataset} --runs {params.runs} --out-stem {params.stem}"
-        " {params.paper} > {log} 2>&1"
+        " {params.paper} --reference {params.reference} > {log} 2>&1"
 
 
 rule figures:

@@ -3,9 +3,10 @@ import os
 import re
 
 from pcreg.datasets import get_dataset_type
+from pcreg.reporting.paper_values import temporal_paper_datasets
 from pcreg.reporting.outputs import ALWAYS_TABLES, PLOTS, curves_path, figure_path, table_files, table_stem
 
-PAPER_ORPAM = ("orpam-4k", "orpam-temporal-26k")
+TEMPORAL_PAPER_DATASETS = temporal_paper_datasets()  # from pcreg/data/paper_values.csv
 # Only configured dataset names: the summary table "{dataset}.csv" must not also match "table1_<dataset>.csv".
 DATASET_RE = "|".join(re.escape(d) for d in DATASETS)
 
@@ -16,9 +17,9 @@ def paper_reference_arg(dataset):
 
 
 def has_table3(dataset):
-    """An OR-PAM paper reference, or a dataset type that declares itself temporal (TEMPORAL = True)."""
+    """A paper reference with a Table 3 (OR-PAM), or a dataset type that declares itself temporal (TEMPORAL = True)."""
     spec = config["datasets"][dataset]
-    return spec.get("paper_reference") in PAPER_ORPAM or getattr(get_dataset_type(spec["type"]), "TEMPORAL", False)
+    return spec.get("paper_reference") in TEMPORAL_PAPER_DATASETS or getattr(get_dataset_type(spec["type"]), "TEMPORAL", False)
 
 
 def has_ablation(dataset):
