@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 
 def pixel_to_grid(field: torch.Tensor) -> torch.Tensor:
@@ -43,17 +42,6 @@ def warp(moving: torch.Tensor, field: torch.Tensor, mode: str = "bilinear") -> t
         raise ValueError(f"field must be (B, 2, H, W) matching moving {tuple(moving.shape)}, got {tuple(field.shape)}")
     grid = pixel_to_grid(field.to(moving.dtype))
     return F.grid_sample(moving, grid, mode=mode, padding_mode="border", align_corners=True)
-
-
-class SpatialTransformer(nn.Module):
-    """Module wrapper of :func:`warp` (no parameters, no buffers: nothing to checkpoint)."""
-
-    def __init__(self, mode: str = "bilinear"):
-        super().__init__()
-        self.mode = mode
-
-    def forward(self, moving: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
-        return warp(moving, field, self.mode)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:

@@ -58,13 +58,3 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
             if ds not in config["datasets"]:
                 raise UserError(f"config error at methods.{run_id}.datasets: unknown dataset {ds!r}")
     return config
-
-
-def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file and validate it."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"config file not found: {path}")
-    with open(path) as fh:
-        raw = yaml.safe_load(fh) or {}
-    return validate_config(raw)

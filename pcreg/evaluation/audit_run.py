@@ -35,13 +35,9 @@ def audit_run(data_root: Path, spec: dict[str, Any], out_csv: Path, *, n_pairs: 
               threads: int = 1, device: str = "cpu", model_dir: Path | None = None, blank: str = "mean") -> Path:
     """Audit one method run on ``n_pairs`` test pairs drawn from ``seed``; write its per-pair CSV atomically."""
     from pcreg.methods.registry import run_method
-    from pcreg.methods.runner import make_method
+    from pcreg.methods.runner import load_method
 
-    method = make_method(spec, seed=seed, threads=threads, device=device)
-    if method.is_trainable():
-        if model_dir is None:
-            raise ValueError(f"{spec['method']} is trainable: a model directory is required")
-        method.load(model_dir)
+    method = load_method(spec, seed=seed, threads=threads, device=device, model_dir=model_dir)
     moving, fixed, ids, sequences = _subset(data_root, n_pairs, seed)
 
     def register(mov: np.ndarray, fix: np.ndarray) -> np.ndarray:

@@ -42,20 +42,27 @@ def shard_indices(n_pairs: int, shard: int, n_shards: int) -> np.ndarray:
     return np.array_split(np.arange(n_pairs), n_shards)[shard]
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is visible to torch, else ``cpu``."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def make_method(spec: dict[str, Any], *, seed: int, threads: int, device: str = "cpu"):  # noqa: ANN201
-    """Build the method of a run spec (``{"method": ..., "params": ...}``)."""
+    """Build the method of a run spec (``{"method": ..., "params": ...}``); only trainable ones get ``device``."""
     cls = get_method_class(spec["method"])
-    dev = resolve_device(device) if cls.is_trainable() else "cpu"
-    return build_method(spec["method"], spec.get("params", {}), seed=seed, threads=threads, device=dev)
+    if cls.is_trainable():
+        from pcreg.methods.training import resolve_device  # torch: only for learned methods
+
+        device = str(resolve_device(device))
+    else:
+        device = "cpu"
+    return build_method(spec["method"], spec.get("params", {}), seed=seed, threads=threads, device=device)
+
+
+def load_method(spec: dict[str, Any], *, seed: int, threads: int, device: str = "cpu",  # noqa: ANN201
+                model_dir: Path | None = None):
+    """The method of a run spec ready to register: built, and for a trainable one its trained model loaded."""
+    method = make_method(spec, seed=seed, threads=threads, device=device)
+    if method.is_trainable():
+        if model_dir is None:
+            raise ValueError(f"{spec['method']} is trainable: a model directory is required")
+        method.load(model_dir)
+    return method
 
 
 def fit_method(data_root: Path, spec: dict[str, Any], out_dir: Path, *, seed: int, threads: int, device: str) -> Path:
@@ -88,11 +95,7 @@ def register_shard(
     """Register the pairs of one shard and write them to ``out_path`` (written atomically)."""
     dataset = PreparedDataset(data_root)
     pairs = dataset.split(split)
-    method = make_method(spec, seed=seed, threads=threads, device=device)
-    if method.is_trainable():
-        if model_dir is None:
-            raise ValueError(f"{spec['method']} is trainable: a model directory is required")
-        method.load(model_dir)
+    method = load_method(spec, seed=seed, threads=threads, device=device, model_dir=model_dir)
     idx = shard_indices(len(pairs), shard, n_shards)
     h, w = dataset.image_shape
     runtime = np.zeros(len(idx))
