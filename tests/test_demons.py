@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _pairs import deformed_pair_with_landmarks, shifted_pair
+from helpers.pairs import deformed_pair_with_landmarks, shifted_pair
 
 from pcreg.methods.registry import build_method, run_method
 from pcreg.metrics import tre

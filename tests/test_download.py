@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _fire_layout import PAIRS, make_fire_archive  # noqa: E402
+from helpers.fire_layout import PAIRS, make_fire_archive  # noqa: E402
 
 from pcreg.config import validate_params  # noqa: E402
 from pcreg.datasets import download, fire_reg_256  # noqa: E402

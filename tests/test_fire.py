@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _fire_layout import PAIRS, SIZE, make_fire_tree  # noqa: E402
+from helpers.fire_layout import PAIRS, SIZE, make_fire_tree  # noqa: E402
 
 from pcreg.config import validate_params  # noqa: E402
 from pcreg.datasets import fire, fire_reg_256  # noqa: E402

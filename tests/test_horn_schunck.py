@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _pairs import deformed_pair, landmarks, shifted_pair
+from helpers.pairs import deformed_pair, landmarks, shifted_pair
 from scipy import ndimage
 
 from baselines.horn_schunck import hs_average, upsample_field

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from evalfakes import standard_runs, write_run
+from helpers.evalfakes import standard_runs, write_run
 
 from pcreg.config import validate_params
 from pcreg.datasets import PreparedDataset, get_dataset_type

@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
-from evalfakes import standard_runs
+from helpers.evalfakes import standard_runs
 
 from pcreg.cli import main
 from pcreg.reporting.figures import checkerboard

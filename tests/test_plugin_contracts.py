@@ -17,7 +17,7 @@ import pytest
 from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _fire_layout import make_fire_tree  # noqa: E402
+from helpers.fire_layout import make_fire_tree  # noqa: E402
 
 from pcreg.datasets import PreparedDataset, available_dataset_types, get_dataset_type  # noqa: E402
 from pcreg.datasets.format import MANIFEST_COLUMNS, SPLITS  # noqa: E402

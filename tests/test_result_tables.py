@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from evalfakes import standard_runs, write_run
+from helpers.evalfakes import standard_runs, write_run
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _pairs import deformed_pair, landmarks, shifted_pair, similarity_matrix
+from helpers.pairs import deformed_pair, landmarks, shifted_pair, similarity_matrix
 
 from baselines.sift import check_transform
 from pcreg.errors import UserError

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _pairs import deformed_pair_with_landmarks, retina_crop, shifted_pair
+from helpers.pairs import deformed_pair_with_landmarks, retina_crop, shifted_pair
 
 from pcreg.methods.registry import build_method, run_method
 from pcreg.metrics import tre

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _learned import check_checkpoint_round_trip, smooth_image, t, write_pairs
+from helpers.learned import check_checkpoint_round_trip, smooth_image, t, write_pairs
 from scipy import ndimage
 
 from baselines._spatial import pad_to_multiple, warp

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from _learned import check_checkpoint_round_trip, smooth_image, t, write_pairs
+from helpers.learned import check_checkpoint_round_trip, smooth_image, t, write_pairs
 
 from pcreg.warp import shift_field, warp_image
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from _workflow import ROOT, run_snakemake
+from helpers.workflow import ROOT, run_snakemake
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from pcreg.config import validate_params

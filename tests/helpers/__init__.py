@@ -1,0 +1,1 @@
+"""Shared test helpers (fixture data, fake runs, tiny learned datasets, the workflow runner): helpers.<module>."""
