@@ -17,11 +17,13 @@ from typing import Any
 from pcreg.errors import UserError
 from pcreg.methods.base import Method, PairResult, Registration, run_method, run_method_batch
 from pcreg.plugins import PluginKind
+from pcreg.schema import validate_params
 
 __all__ = [
     "Method", "PairResult", "Registration", "run_method", "run_method_batch",
     "available_methods", "get_method_class", "build_method",
 ]
+
 
 def _pick(module: ModuleType, name: str) -> type[Method]:
     """The Method subclass called ``name`` in a built-in method module."""
@@ -59,7 +61,5 @@ def get_method_class(name: str) -> type[Method]:
 
 def build_method(name: str, params: dict[str, Any] | None = None, **kwargs: Any) -> Method:
     """Instantiate method ``name`` with ``params`` (defaults filled and validated from its schema)."""
-    from pcreg.schema import validate_params
-
     cls = get_method_class(name)
     return cls(validate_params(cls, params or {}, where=f"method {name!r}"), **kwargs)
