@@ -49,13 +49,37 @@ def audit_run(data_root: Path, spec: dict[str, Any], out_csv: Path, *, n_pairs: 
     def register(mov: np.ndarray, fix: np.ndarray) -> np.ndarray:
         return run_method(method, mov, fix).image
 
+    missing: set[tuple[str, str]] = set()
+    if method.wants_pair_ids:  # outputs made elsewhere: each audit input is looked up by its name
+        register = _named_register(method, data_root, n_pairs, seed, blank, missing)
     df = audit.audit_pairs(register, moving, fixed, seed, method=spec.get("id", spec["method"]), pair_ids=ids,
                            blank=blank, groups=sequences)
+    if missing:  # no output for that input: not scored (rather than scored as the identity fallback)
+        gone = [(p, c) in missing for p, c in zip(df["pair_id"], df["condition"])]
+        df.loc[gone, list(audit.METRICS)] = np.nan
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_csv.with_name(out_csv.name + ".tmp")
     df.to_csv(tmp, index=False)
     tmp.replace(out_csv)
     return out_csv
+
+
+def _named_register(method: Any, data_root: Path, n_pairs: int | None, seed: int, blank: str,
+                    missing: set[tuple[str, str]]) -> audit.Register:
+    """``register`` for a method that wants pair ids: audit inputs get their names (pcreg.audit_inputs)."""
+    from baselines import run_method
+    from pcreg.audit_inputs import case_names, input_key
+
+    cases = case_names(data_root, n_pairs, seed, blank)
+
+    def register(mov: np.ndarray, fix: np.ndarray) -> np.ndarray:
+        case = cases[input_key(mov, fix)]
+        result = run_method(method, mov, fix, case.audit_id)
+        if result.failed:
+            missing.add((case.pair_id, case.condition))
+        return result.image
+
+    return register
 
 
 def oracle_rows(data_root: Path, *, n_pairs: int | None, seed: int, blank: str = "mean") -> pd.DataFrame:
