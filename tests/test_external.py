@@ -18,7 +18,7 @@ from pcreg.export import export_dataset
 from pcreg.field_conventions import invert_push_forward, to_suite_field
 from pcreg.image_io import read_image
 from pcreg.runner import register_shard
-from pcreg.warp import identity_grid, shift_field, warp_image
+from pcreg.warp import identity_grid, shift_field
 
 METRICS = ["ncc", "ssim", "psnr", "tre_px", "tre_orig_px", "epe_px", "folding_pct", "sdlogj", "failed"]
 SMOKE_FUNDUS = {"image_size": 64, "crop_px": 96, "pairs": {"train": 2, "val": 1, "test": 4}}
