@@ -253,3 +253,32 @@ def test_export_command_resolves_a_config_dataset_name(fundus, tmp_path, capsys)
     assert main(["export", "nope", str(tmp_path / "e"), "--configfile", str(config)]) == 2
     assert "neither a prepared dataset" in capsys.readouterr().err
 
+
+
+def test_precomputed_is_audited_on_the_exported_audit_inputs(fundus, tmp_path):
+    """With outputs for the audit ids the audit scores them; without, those conditions are unscored, not faked."""
+    from pcreg.audit_run import audit_run, audit_table
+    from pcreg.tables import Run
+
+    export = export_dataset(fundus, tmp_path / "export", splits=("test",), audit_pairs=3, seed=0)
+    folder = tmp_path / "hs"
+    _run_outside(export, folder, "horn_schunck", ".npy", {"alpha": 1.0, "iterations": 30, "warps": 1})
+    spec = {"id": "ext", "method": "precomputed", "params": {"path": str(folder)}}
+    partial = audit_run(fundus, spec, tmp_path / "partial.csv", n_pairs=3, seed=0)
+    df = pd.read_csv(partial)
+    assert df.loc[df["condition"] == "normal", "ncc"].notna().all()
+    assert df.loc[df["condition"] != "normal", "ncc"].isna().all()
+    runs = [Run("ext", "Ext", "traditional", tmp_path / "p.csv")]
+    audit_table(fundus, runs, [partial], tmp_path / "audit_partial", "fundus", n_pairs=3, seed=0)
+    table = pd.read_csv(tmp_path / "audit_partial.csv").set_index("method")
+    assert table.loc["ext", "verdict"] == "not audited (outputs missing)"
+    # Now with the audit inputs registered too: the same scores as Horn-Schunck audited inside the workflow.
+    audit_ids = pd.read_csv(export / "audit" / "pairs.csv")["audit_id"]
+    method = build_method("horn_schunck", {"alpha": 1.0, "iterations": 30, "warps": 1})
+    for aid in audit_ids:
+        moving, fixed = (np.load(export / "audit" / kind / f"{aid}.npy") for kind in ("moving", "fixed"))
+        np.save(folder / "fields" / f"{aid}.npy", run_method(method, moving, fixed).field)
+    full = pd.read_csv(audit_run(fundus, spec, tmp_path / "full.csv", n_pairs=3, seed=0))
+    hs = {"id": "ext", "method": "horn_schunck", "params": {"alpha": 1.0, "iterations": 30, "warps": 1}}
+    inside = pd.read_csv(audit_run(fundus, hs, tmp_path / "inside.csv", n_pairs=3, seed=0))
+    pd.testing.assert_frame_equal(full, inside)
