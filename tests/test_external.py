@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 
 import numpy as np
@@ -282,3 +283,57 @@ def test_precomputed_is_audited_on_the_exported_audit_inputs(fundus, tmp_path):
     hs = {"id": "ext", "method": "horn_schunck", "params": {"alpha": 1.0, "iterations": 30, "warps": 1}}
     inside = pd.read_csv(audit_run(fundus, hs, tmp_path / "inside.csv", n_pairs=3, seed=0))
     pd.testing.assert_frame_equal(full, inside)
+
+
+def test_export_leaves_out_landmarks_a_dataset_type_does_not_allow(fundus, tmp_path, monkeypatch):
+    module = get_dataset_type("synthetic-fundus")
+    monkeypatch.setattr(module, "EXPORT_LANDMARKS", False, raising=False)
+    monkeypatch.setattr(module, "EXPORT_LANDMARKS_WHY", "license forbids redistribution", raising=False)
+    out = export_dataset(fundus, tmp_path / "export", splits=("test",), audit_pairs=2)
+    assert not (out / "landmarks.csv").exists()
+    import json
+
+    assert "license forbids" in json.loads((out / "export.json").read_text())["landmarks"]
+
+
+EXTERNAL_MODULE = '''
+from baselines.base import Method, Registration
+import numpy as np
+
+
+class Learner(Method):
+    name = "learner"
+    PARAMS_SCHEMA = {"type": "object", "additionalProperties": False,
+                     "properties": {"epochs": {"type": "integer", "default": 1}}}
+
+    def fit(self, train, val, workdir):
+        pass
+
+    def register(self, moving, fixed):
+        return Registration(field=np.zeros((2, *moving.shape), np.float32))
+'''
+
+
+def test_workflow_gives_an_external_trainable_method_the_fit_and_gpu_rules(tmp_path):
+    """An import-path class with fit() is a learned method to the workflow: fit, register_learned, a GPU."""
+    import os
+    import subprocess
+
+    from _workflow import ROOT
+
+    (tmp_path / "ext_learner.py").write_text(EXTERNAL_MODULE)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(textwrap.dedent("""
+        device: cuda
+        shards: 3
+        datasets: {fundus: {type: synthetic-fundus, params: {image_size: 32, crop_px: 48}}}
+        methods: {mine: {method: "ext_learner:Learner", group: deep, params: {epochs: 2}}}
+    """))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
+                           str(tmp_path), "-n", "-p", "results/fundus/mine/pairs.csv", "--configfile", str(cfg)],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    assert "rule fit:" in out and out.count("rule register_learned:") == 3 and "gpu=1" in out
+    assert "ext_learner:Learner" in out  # the run spec the jobs get names the class by its import path

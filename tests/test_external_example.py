@@ -42,8 +42,11 @@ def _installed(site):
     dist = site / "pcreg_dis_flow-0.1.0.dist-info"
     dist.mkdir(parents=True)
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: pcreg-dis-flow\nVersion: 0.1.0\n")
-    entry = (EXAMPLE / "pyproject.toml").read_text().split('[project.entry-points."pcreg_bench.methods"]')[1]
-    (dist / "entry_points.txt").write_text("[pcreg_bench.methods]\n" + entry.split("[")[0].strip() + "\n")
+    import tomllib
+
+    declared = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["project"]["entry-points"]
+    lines = [f"{name} = {target}" for name, target in declared["pcreg_bench.methods"].items()]
+    (dist / "entry_points.txt").write_text("\n".join(["[pcreg_bench.methods]", *lines]) + "\n")
 
 
 @pytest.mark.slow
