@@ -55,8 +55,8 @@ def get_method_class(name: str) -> type[Method]:
 
         found = [ep.value for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
         if not found:
-            raise UserError(f"unknown method {name!r}: not one of {', '.join(available_methods())}, not an import "
-                            f"path 'module:Class' and not an installed {ENTRY_POINT_GROUP!r} entry point")
+            raise UserError(f"unknown method {name!r}; available methods: {', '.join(available_methods())}; "
+                            f"or an import path 'module:Class', or an installed {ENTRY_POINT_GROUP!r} entry point")
         target = found[0]
     module_name, _, attr = target.partition(":")
     try:
