@@ -6,12 +6,14 @@
     fields/<pair_id>.npy                  displacement field, (2, H, W) or (H, W, 2), float
     images/<pair_id>.{npy,png,tif,tiff}   registered image (H, W), used when output = image
     runtimes.csv                          optional: pair_id, runtime_s
+    failed.csv                            optional: pair_id, reason (pairs the method itself failed on)
 
 A field is declared in ``params.convention`` (``direction``: pull-back or
 push-forward, ``order``: row-col or x-y) and converted to the suite's
 convention (:mod:`pcreg.field_conventions`); the registered image of a field is
 then made by the suite's warping routine, as for every field method. A pair with
-no file is a failed pair (identity) with the reason; a file of the wrong shape
+no file is a failed pair (identity) with the reason, as is a pair listed in
+``failed.csv`` (with the method's own reason); a file of the wrong shape
 or with non-finite values stops the run with one line naming the file.
 """
 
@@ -70,17 +72,25 @@ class Precomputed(Method):
             raise UserError(f"precomputed: {self.root} has no {output}s/ folder")
         # Instance attribute: whether this run scores fields depends on its folder, not on the class.
         self.outputs_field = output == "field"
-        self.runtimes = self._read_runtimes(self.root / self.params.get("runtimes", "runtimes.csv"))
+        runtimes = self._read_table(self.root / self.params.get("runtimes", "runtimes.csv"), "runtime_s")
+        self.runtimes = {k: float(v) for k, v in runtimes.items()}
+        self.declared_failed = {k: str(v) for k, v in self._read_table(self.root / "failed.csv", "reason").items()}
 
     @staticmethod
-    def _read_runtimes(path: Path) -> dict[str, float]:
+    def _read_table(path: Path, column: str) -> dict[str, Any]:
+        """``pair_id -> column`` of an optional CSV in the folder ({} when absent)."""
         if not path.is_file():
             return {}
         try:
-            table = pd.read_csv(path, dtype={"pair_id": str})
-            return dict(zip(table["pair_id"], table["runtime_s"].astype(float)))
+            table = pd.read_csv(path, dtype={"pair_id": str, "reason": str}, keep_default_na=False)
+            values = table[column].astype(float) if column == "runtime_s" else table[column]
+            return dict(zip(table["pair_id"], values))
         except (KeyError, ValueError, pd.errors.ParserError) as exc:
-            raise UserError(f"{path}: expected columns pair_id, runtime_s ({exc})") from None
+            raise UserError(f"{path}: expected columns pair_id, {column} ({exc})") from None
+
+    def has_output(self, pair_id: str) -> bool:
+        """True if the folder has an output for ``pair_id`` or declares that the method failed on it."""
+        return pair_id in self.declared_failed or self._find(pair_id) is not None
 
     def _find(self, pair_id: str) -> Path | None:
         if self.outputs_field:
@@ -96,6 +106,8 @@ class Precomputed(Method):
         if pair_id is None:
             raise UserError("precomputed: the pair id is required (run it through the suite's runner)")
         runtime = self.runtimes.get(pair_id, float("nan"))
+        if pair_id in self.declared_failed:
+            return Registration(failed=True, reason=self.declared_failed[pair_id], runtime_s=runtime)
         path = self._find(pair_id)
         if path is None:
             kind = "fields/<id>.npy" if self.outputs_field else "images/<id>.{npy,png,tif}"

@@ -66,18 +66,22 @@ def audit_run(data_root: Path, spec: dict[str, Any], out_csv: Path, *, n_pairs: 
 
 def _named_register(method: Any, data_root: Path, n_pairs: int | None, seed: int, blank: str,
                     missing: set[tuple[str, str]]) -> audit.Register:
-    """``register`` for a method that wants pair ids: audit inputs get their names (pcreg.audit_inputs)."""
+    """``register`` for a method that wants pair ids: audit inputs get their names (pcreg.audit_inputs).
+
+    Inputs for which the method has no output (``has_output``, e.g. a precomputed folder without them)
+    are collected in ``missing``; a declared failure is scored like a failure inside the workflow.
+    """
     from baselines import run_method
     from pcreg.audit_inputs import case_names, input_key
 
     cases = case_names(data_root, n_pairs, seed, blank)
+    has_output = getattr(method, "has_output", lambda _pair_id: True)
 
     def register(mov: np.ndarray, fix: np.ndarray) -> np.ndarray:
         case = cases[input_key(mov, fix)]
-        result = run_method(method, mov, fix, case.audit_id)
-        if result.failed:
+        if not has_output(case.audit_id):
             missing.add((case.pair_id, case.condition))
-        return result.image
+        return run_method(method, mov, fix, case.audit_id).image
 
     return register
 

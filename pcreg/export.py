@@ -13,7 +13,7 @@ Layout of ``<out_dir>`` (documented for users in docs/EXTERNAL.md)::
 
 A method run elsewhere writes ``fields/<pair_id>.npy`` or ``images/<pair_id>.*``
 for the test pairs (and the audit ids) into a folder that a ``precomputed`` run
-reads.
+reads (with ``runtimes.csv`` and ``failed.csv`` optional).
 """
 
 from __future__ import annotations

@@ -41,21 +41,28 @@ def _pairs_csv(data, spec, out, shards=1):
     return pd.read_csv(out / "pairs.csv", dtype={"pair_id": str})
 
 
-def _run_outside(export_dir, out_dir, method_name, suffix, params=None):
-    """Register the exported test pairs with a built-in method outside the workflow, writing fields/<id>.npy."""
+def _run_outside(export_dir, out_dir, method_name, suffix, params=None, audit=False):
+    """Register the exported test pairs (and audit inputs) with a built-in method outside the workflow.
+
+    Writes fields/<id>.npy, runtimes.csv, and failed.csv for the pairs the method failed on.
+    """
     method = build_method(method_name, params, seed=0)
     (out_dir / "fields").mkdir(parents=True)
-    ids = pd.read_csv(export_dir / "test" / "pairs.csv", dtype={"pair_id": str})["pair_id"]
-    rows = []
-    for pid in ids:
-        moving = read_image(export_dir / "test" / "moving" / f"{pid}{suffix}")
-        fixed = read_image(export_dir / "test" / "fixed" / f"{pid}{suffix}")
+    jobs = [("test", pid) for pid in pd.read_csv(export_dir / "test" / "pairs.csv", dtype={"pair_id": str})["pair_id"]]
+    if audit:
+        jobs += [("audit", aid) for aid in pd.read_csv(export_dir / "audit" / "pairs.csv")["audit_id"]]
+    rows, failed = [], []
+    for folder, pid in jobs:
+        moving = read_image(export_dir / folder / "moving" / f"{pid}{suffix}")
+        fixed = read_image(export_dir / folder / "fixed" / f"{pid}{suffix}")
         result = run_method(method, moving, fixed)
-        if result.failed:  # no output: the suite marks the pair failed, as the method inside the workflow does
-            continue
-        np.save(out_dir / "fields" / f"{pid}.npy", result.field)
         rows.append({"pair_id": pid, "runtime_s": result.runtime_s})
+        if result.failed:  # the method's own failure, declared with its reason
+            failed.append({"pair_id": pid, "reason": result.reason})
+        else:
+            np.save(out_dir / "fields" / f"{pid}.npy", result.field)
     pd.DataFrame(rows).to_csv(out_dir / "runtimes.csv", index=False)
+    pd.DataFrame(failed, columns=["pair_id", "reason"]).to_csv(out_dir / "failed.csv", index=False)
 
 
 # --- registry: import paths and entry points ---------------------------------------------------------------
@@ -171,13 +178,23 @@ def test_round_trip_through_export_gives_the_workflow_metrics(fundus, tmp_path):
     """SIFT on the exported NPYs, outside the workflow, imported as precomputed = SIFT inside the workflow."""
     inside = _pairs_csv(fundus, {"id": "sift", "method": "sift", "params": {}}, tmp_path / "inside", shards=2)
     export = export_dataset(fundus, tmp_path / "export", splits=("test",), audit_pairs=3)
-    _run_outside(export, tmp_path / "sift-npy", "sift", ".npy")
+    _run_outside(export, tmp_path / "sift-npy", "sift", ".npy", audit=True)
     spec = {"id": "ext", "method": "precomputed",
             "params": validate_params(get_method_class("precomputed"), {"path": str(tmp_path / "sift-npy")}, "p")}
     outside = _pairs_csv(fundus, spec, tmp_path / "outside")
     assert (~inside["failed"]).sum() >= 2
-    pd.testing.assert_frame_equal(outside[["pair_id", *METRICS]], inside[["pair_id", *METRICS]])
-    runtimes = pd.read_csv(tmp_path / "sift-npy" / "runtimes.csv")
+    cols = ["pair_id", *METRICS, "reason"]
+    pd.testing.assert_frame_equal(outside[cols].fillna(""), inside[cols].fillna(""))
+    # The audit too: SIFT audited inside the workflow = its precomputed outputs for the exported audit inputs
+    # (SIFT fails on blank inputs: declared in failed.csv, scored as the failure inside is).
+    from pcreg.audit_run import audit_run
+
+    assert pd.read_csv(tmp_path / "sift-npy" / "failed.csv")["pair_id"].str.endswith("~blank").any()
+    audit_in = pd.read_csv(audit_run(fundus, {"id": "x", "method": "sift"}, tmp_path / "a1.csv", n_pairs=3, seed=0))
+    audit_out = pd.read_csv(audit_run(fundus, {**spec, "id": "x"}, tmp_path / "a2.csv", n_pairs=3, seed=0))
+    pd.testing.assert_frame_equal(audit_out, audit_in)
+    runtimes = pd.read_csv(tmp_path / "sift-npy" / "runtimes.csv", dtype={"pair_id": str})
+    runtimes = runtimes[runtimes["pair_id"].isin(outside["pair_id"])]
     measured = outside.set_index("pair_id").loc[runtimes["pair_id"], "runtime_s"]
     np.testing.assert_allclose(measured, runtimes["runtime_s"])
     # The 16-bit PNG path, with a method continuous in its input (SIFT's keypoints can flip on a 1/65535 change):
@@ -274,11 +291,9 @@ def test_precomputed_is_audited_on_the_exported_audit_inputs(fundus, tmp_path):
     table = pd.read_csv(tmp_path / "audit_partial.csv").set_index("method")
     assert table.loc["ext", "verdict"] == "not audited (outputs missing)"
     # Now with the audit inputs registered too: the same scores as Horn-Schunck audited inside the workflow.
-    audit_ids = pd.read_csv(export / "audit" / "pairs.csv")["audit_id"]
-    method = build_method("horn_schunck", {"alpha": 1.0, "iterations": 30, "warps": 1})
-    for aid in audit_ids:
-        moving, fixed = (np.load(export / "audit" / kind / f"{aid}.npy") for kind in ("moving", "fixed"))
-        np.save(folder / "fields" / f"{aid}.npy", run_method(method, moving, fixed).field)
+    _run_outside(export, tmp_path / "hs-all", "horn_schunck", ".npy", {"alpha": 1.0, "iterations": 30, "warps": 1},
+                 audit=True)
+    spec["params"]["path"] = str(tmp_path / "hs-all")
     full = pd.read_csv(audit_run(fundus, spec, tmp_path / "full.csv", n_pairs=3, seed=0))
     hs = {"id": "ext", "method": "horn_schunck", "params": {"alpha": 1.0, "iterations": 30, "warps": 1}}
     inside = pd.read_csv(audit_run(fundus, hs, tmp_path / "inside.csv", n_pairs=3, seed=0))
