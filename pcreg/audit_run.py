@@ -73,12 +73,15 @@ def _named_register(method: Any, data_root: Path, n_pairs: int | None, seed: int
     """
     from baselines import run_method
     from pcreg.audit_inputs import case_names, input_key
+    from pcreg.errors import UserError
 
     cases = case_names(data_root, n_pairs, seed, blank)
     has_output = getattr(method, "has_output", lambda _pair_id: True)
 
     def register(mov: np.ndarray, fix: np.ndarray) -> np.ndarray:
-        case = cases[input_key(mov, fix)]
+        case = cases.get(input_key(mov, fix))
+        if case is None:  # pcreg.audit changed its conditions without pcreg.audit_inputs following
+            raise UserError("audit input not among pcreg.audit_inputs.audit_cases: the two modules are out of step")
         if not has_output(case.audit_id):
             missing.add((case.pair_id, case.condition))
         return run_method(method, mov, fix, case.audit_id).image
