@@ -161,6 +161,17 @@ def cmd_plots(args: argparse.Namespace) -> None:
     training_curves(runs, ds, Path(figure_path("training", ds, out)))
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    from pcreg.export import export_dataset, resolve_dataset
+
+    root, config = resolve_dataset(args.dataset, Path(args.configfile) if args.configfile else None)
+    audit = config.get("audit", {})
+    out = export_dataset(root, Path(args.out_dir), splits=tuple(args.splits),
+                         audit_pairs=audit.get("pairs", args.audit_pairs), seed=config.get("seed", args.seed),
+                         blank=audit.get("blank", args.blank))
+    print(f"exported {root} to {out}")
+
+
 def cmd_manifest(args: argparse.Namespace) -> None:
     from pcreg.manifest import write_manifest
 
@@ -276,6 +287,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True, help="figures directory (results/figures)")
     common(p)
     p.set_defaults(func=cmd_plots)
+
+    p = sub.add_parser("export", help="write a dataset's images, pair ids and conventions for an external method")
+    p.add_argument("dataset", help="a prepared dataset directory, or a dataset name of the config")
+    p.add_argument("out_dir")
+    p.add_argument("--configfile", help="config whose data_dir, seed and audit apply (default config/config.yaml "
+                   "when the dataset is given by name)")
+    p.add_argument("--splits", nargs="+", default=["test", "train", "val"], choices=["test", "train", "val"])
+    p.add_argument("--audit-pairs", type=int, default=8, help="audited test pairs (without a config)")
+    p.add_argument("--blank", default="mean", choices=["mean", "zeros"], help="audit blank (without a config)")
+    common(p)
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("manifest", help="write the provenance manifest")
     p.add_argument("--config", required=True, help="JSON file with the validated config")

@@ -58,3 +58,11 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
             if ds not in config["datasets"]:
                 raise UserError(f"config error at methods.{run_id}.datasets: unknown dataset {ds!r}")
     return config
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file and validate it (a missing file is one clear error)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    return validate_config(yaml.safe_load(path.read_text()) or {})

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pcreg.reporting.provenance import external_methods
+
 #: Distributions whose versions are recorded.
 KEY_PACKAGES = [
     "torch", "numpy", "scipy", "SimpleITK", "antspyx", "opencv-python-headless", "scikit-image", "pandas",
@@ -59,6 +61,7 @@ def build_manifest(config: dict[str, Any], repo: Path) -> dict[str, Any]:
         "git": git_commit(repo),
         "seed": config.get("seed"),
         "config": config,
+        "external_methods": external_methods(config),
     }
 
 

@@ -43,13 +43,45 @@ def audit_run(data_root: Path, spec: dict[str, Any], out_csv: Path, *, n_pairs: 
     def register(mov: np.ndarray, fix: np.ndarray) -> np.ndarray:
         return run_method(method, mov, fix).image
 
+    missing: set[tuple[str, str]] = set()
+    if method.wants_pair_ids:  # outputs made elsewhere: each audit input is looked up by its name
+        register = _named_register(method, data_root, n_pairs, seed, blank, missing)
     df = audit.audit_pairs(register, moving, fixed, seed, method=spec.get("id", spec["method"]), pair_ids=ids,
                            blank=blank, groups=sequences)
+    if missing:  # no output for that input: not scored (rather than scored as the identity fallback)
+        gone = [(p, c) in missing for p, c in zip(df["pair_id"], df["condition"])]
+        df.loc[gone, list(audit.METRICS)] = np.nan
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_csv.with_name(out_csv.name + ".tmp")
     df.to_csv(tmp, index=False)
     tmp.replace(out_csv)
     return out_csv
+
+
+def _named_register(method: Any, data_root: Path, n_pairs: int | None, seed: int, blank: str,
+                    missing: set[tuple[str, str]]) -> audit.Register:
+    """``register`` for a method that wants pair ids: audit inputs get their names (pcreg.evaluation.audit_inputs).
+
+    Inputs for which the method has no output (``has_output``, e.g. a precomputed folder without them)
+    are collected in ``missing``; a declared failure is scored like a failure inside the workflow.
+    """
+    from pcreg.errors import UserError
+    from pcreg.evaluation.audit_inputs import case_names, input_key
+    from pcreg.methods.registry import run_method
+
+    cases = case_names(data_root, n_pairs, seed, blank)
+    has_output = getattr(method, "has_output", lambda _pair_id: True)
+
+    def register(mov: np.ndarray, fix: np.ndarray) -> np.ndarray:
+        case = cases.get(input_key(mov, fix))
+        if case is None:  # the audit changed its conditions without audit_inputs following
+            raise UserError("audit input not among pcreg.evaluation.audit_inputs.audit_cases: "
+                            "the two modules are out of step")
+        if not has_output(case.audit_id):
+            missing.add((case.pair_id, case.condition))
+        return run_method(method, mov, fix, case.audit_id).image
+
+    return register
 
 
 def oracle_rows(data_root: Path, *, n_pairs: int | None, seed: int, blank: str = "mean") -> pd.DataFrame:

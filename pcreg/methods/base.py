@@ -11,6 +11,10 @@ image (PCReg-Net), an image and no field. The registered image of a field
 method is always produced by :func:`run_method` with the shared warping
 routine, so the image and the field cannot disagree.
 
+A method that needs to know which pair it registers (e.g. ``precomputed``,
+which reads outputs made elsewhere) sets ``wants_pair_ids = True``; its
+``register`` is then called with the keyword ``pair_id``.
+
 Heavy libraries (torch, SimpleITK, ANTs) are imported inside methods, not at
 module import, so that the workflow can inspect methods cheaply.
 """
@@ -24,6 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from pcreg.errors import UserError
 from pcreg.warp import check_field, warp_image
 
 
@@ -39,6 +44,8 @@ class Registration:
     image: np.ndarray | None = None
     failed: bool = False
     reason: str = ""
+    #: Runtime reported by the method itself (outputs made elsewhere); None: measured here. NaN: unknown.
+    runtime_s: float | None = None
 
 
 @dataclass
@@ -62,6 +69,8 @@ class Method:
     outputs_field: ClassVar[bool] = True
     #: JSON schema of the ``params`` mapping in the config; defaults are filled from it.
     PARAMS_SCHEMA: ClassVar[dict[str, Any]] = {"type": "object", "properties": {}, "additionalProperties": False}
+    #: True if ``register`` takes the keyword ``pair_id`` (the pair's id in the dataset manifest).
+    wants_pair_ids: ClassVar[bool] = False
 
     def __init__(self, params: dict[str, Any] | None = None, *, seed: int = 0, threads: int = 1, device: str = "cpu"):
         self.params = dict(params or {})
@@ -86,23 +95,31 @@ class Method:
         raise NotImplementedError
 
 
-def run_method(method: Method, moving: np.ndarray, fixed: np.ndarray) -> PairResult:
+def run_method(method: Method, moving: np.ndarray, fixed: np.ndarray, pair_id: str | None = None) -> PairResult:
     """Run ``method`` on one pair; never raises for a method failure.
 
     Exceptions and failed registrations fall back to the identity (the moving
-    image, a zero field) and are reported with a reason.
+    image, a zero field) and are reported with a reason. A :class:`UserError`
+    (bad input the user must fix, e.g. a malformed precomputed file) is raised.
+    ``pair_id`` is passed on to methods that want it (``wants_pair_ids``).
     """
     moving = np.asarray(moving, dtype=np.float32)
     fixed = np.asarray(fixed, dtype=np.float32)
     start = time.perf_counter()
     try:
-        result = method.register(moving, fixed)
+        if method.wants_pair_ids:
+            result = method.register(moving, fixed, pair_id=pair_id)
+        else:
+            result = method.register(moving, fixed)
+    except UserError:
+        raise
     except Exception as exc:  # a bad pair must never stop the run
         return _fallback(method, moving, time.perf_counter() - start, f"{type(exc).__name__}: {exc}")
     return _finish(method, moving, result, time.perf_counter() - start)
 
 
-def run_method_batch(method: Method, moving: np.ndarray, fixed: np.ndarray) -> list[PairResult]:
+def run_method_batch(method: Method, moving: np.ndarray, fixed: np.ndarray,
+                     pair_ids: list[str] | None = None) -> list[PairResult]:
     """Run ``method`` on stacks ``(N, H, W)`` of pairs, in one call where the method can batch.
 
     Methods with ``register_batch(moving, fixed) -> (images, fields or None)``
@@ -110,13 +127,14 @@ def run_method_batch(method: Method, moving: np.ndarray, fixed: np.ndarray) -> l
     each pair is charged the batch time divided by ``N``; if the batched call
     raises, the pairs are run one by one so that a bad pair cannot fail the
     others. Every pair goes through the same checks and warping as
-    :func:`run_method`.
+    :func:`run_method`. ``pair_ids`` (one per pair) go to methods that want them.
     """
     moving = np.asarray(moving, dtype=np.float32)
     fixed = np.asarray(fixed, dtype=np.float32)
     batch = getattr(method, "register_batch", None)
-    if batch is None or len(moving) < 2:
-        return [run_method(method, m, f) for m, f in zip(moving, fixed)]
+    if batch is None or len(moving) < 2 or method.wants_pair_ids:
+        ids = list(pair_ids) if pair_ids is not None else [None] * len(moving)
+        return [run_method(method, m, f, pid) for m, f, pid in zip(moving, fixed, ids)]
     start = time.perf_counter()
     try:
         images, fields = batch(moving, fixed)
@@ -138,6 +156,8 @@ def _fallback(method: Method, moving: np.ndarray, runtime: float, reason: str) -
 
 def _finish(method: Method, moving: np.ndarray, result: Registration, runtime: float) -> PairResult:
     """Check a method's :class:`Registration` and turn it into a :class:`PairResult` (warping fields here)."""
+    if result.runtime_s is not None:
+        runtime = float(result.runtime_s)
     if result.failed:
         if result.field is not None and method.outputs_field:
             field = check_field(result.field, moving.shape)

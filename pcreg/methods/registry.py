@@ -34,8 +34,10 @@ def _pick(module: ModuleType, name: str) -> type[Method]:
 
 
 def _check(obj: Any) -> str | None:
-    if not (isinstance(obj, type) and issubclass(obj, Method)) or obj is Method:
+    if not (isinstance(obj, type) and issubclass(obj, Method)):
         return f"{obj!r} is not a subclass of pcreg.methods.base.Method"
+    if obj is Method or obj.register is Method.register:
+        return f"{obj!r} does not implement the Method interface (no register method)"
     return None
 
 

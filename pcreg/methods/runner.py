@@ -105,6 +105,7 @@ def register_shard(
     reg_path, field_path = shard_array_paths(out_path)
     n_fields = len(idx) if method.outputs_field else 0
     folder = dataset.root / split
+    ids = pairs.pair_ids
     # Pairs per call: learned methods batch on a GPU (inference_batch_size), everything else runs pair by pair.
     batch = max(1, int(getattr(method, "inference_batch_size", 1)))
     progress = tqdm(total=len(idx), desc=label, unit="pair")
@@ -115,7 +116,8 @@ def register_shard(
             moving, fixed = read_rows(folder / "moving.npy", lo, hi), read_rows(folder / "fixed.npy", lo, hi)
             for c in range(a, b, batch):  # idx is contiguous, so block row = k - a
                 results = run_method_batch(method, moving[c - a : min(c + batch, b) - a],
-                                           fixed[c - a : min(c + batch, b) - a])
+                                           fixed[c - a : min(c + batch, b) - a],
+                                           [ids[int(i)] for i in idx[c : min(c + batch, b)]])
                 for k, result in enumerate(results, start=c):
                     reg_out.write(result.image)
                     if method.outputs_field:

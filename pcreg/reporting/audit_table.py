@@ -68,7 +68,11 @@ def audit_table(data_root: Path, runs: Sequence[Run], audit_csvs: Sequence[Path]
     """Combine the runs' audit CSVs with the fixed-copy oracle and write the audit table."""
     frames = [oracle_rows(data_root, n_pairs=n_pairs, seed=seed, blank=blank)]
     frames += [pd.read_csv(p, dtype={"pair_id": str, "method": str}) for p in audit_csvs]
-    summary = audit.audit_summary(pd.concat(frames, ignore_index=True))
+    rows = pd.concat(frames, ignore_index=True)
+    summary = audit.audit_summary(rows)
+    # Outputs made elsewhere may lack some audit inputs (NaN rows, see audit_run): no verdict on a partial audit.
+    unscored = set(rows.loc[rows["ncc"].isna(), "method"])
+    summary.loc[summary["method"].isin(unscored), "verdict"] = "not audited (outputs missing)"
     labels = {audit.ORACLE: "Fixed-copy oracle", **{r.id: r.label for r in runs}}
     summary.insert(1, "label", summary["method"].map(labels).fillna(summary["method"]))
     summary.insert(0, "dataset", dataset)

@@ -88,11 +88,13 @@ def speed_accuracy(pairs: pd.DataFrame, runs: Sequence[Run], dataset: str, out: 
     """Pairs per second (1 / mean runtime, log scale) against mean NCC and against mean TRE."""
     runs = sort_runs(runs)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    missing_tre = []
+    missing_tre, no_runtime = [], []
     for run in runs:
         g = pairs[pairs["run"] == run.id]
         runtime = pd.to_numeric(g["runtime_s"], errors="coerce").mean()
         speed = 1.0 / max(float(runtime), 1e-9) if np.isfinite(runtime) else np.nan
+        if not np.isfinite(speed) and run.group != "reference":  # e.g. precomputed outputs without runtimes
+            no_runtime.append(run.label)
         for ax, col in zip(axes, ("ncc", "tre_orig_px")):
             v = pd.to_numeric(g[col], errors="coerce").to_numpy(np.float64)
             v = v[np.isfinite(v)]
@@ -103,7 +105,7 @@ def speed_accuracy(pairs: pd.DataFrame, runs: Sequence[Run], dataset: str, out: 
                             textcoords="offset points", xytext=(0, 3), fontsize=7)
                 continue
             if not v.size or not np.isfinite(speed):
-                if col == "tre_orig_px":
+                if col == "tre_orig_px" and np.isfinite(speed):
                     missing_tre.append(run.label)
                 continue
             err = v.std(ddof=1) if v.size > 1 else 0.0
@@ -123,6 +125,9 @@ def speed_accuracy(pairs: pd.DataFrame, runs: Sequence[Run], dataset: str, out: 
         # top of the TRE panel: the empty side, since lower TRE is better
         axes[1].text(0.02, 0.98, "n/a (no field or no landmarks): " + ", ".join(missing_tre), fontsize=7,
                      transform=axes[1].transAxes, va="top", wrap=True)
+    if no_runtime:
+        axes[0].text(0.02, 0.02, "not shown (no runtime): " + ", ".join(no_runtime), fontsize=7,
+                     transform=axes[0].transAxes, va="bottom", wrap=True)
     if not axes[1].has_data():
         axes[1].set_xscale("linear")
         _message(axes[1], f"TRE does not apply on {dataset}\n(no landmarks, or no method outputs a field)")
