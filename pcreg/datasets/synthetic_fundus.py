@@ -15,12 +15,19 @@ holds exactly: ``u`` is the ground-truth pull-back field (docs/CONVENTIONS.md).
 
 Categories, like FIRE's (magnitudes in pixels of a 128-px image, scaled with
 ``image_size``):
-- ``S`` nearly aligned: rotation <= 1 deg, shift <= 1.5 px, elastic <= 1 px; mild appearance change.
-- ``P`` larger displacement: rotation <= 4 deg, shift <= 6 px, scale <= 4 %, elastic <= 2.5 px; mild appearance.
-- ``A`` appearance / anatomical change: moderate displacement, strong appearance change, and a local
-  lesion-like blob added to the moving image only.
-Appearance changes (illumination field, gamma, contrast, blur, noise) are applied
-to the moving image; the fixed image gets only mild noise.
+- ``S`` nearly aligned: rotation <= 1 deg, shift <= 1.5 px, elastic <= 1 px.
+- ``P`` larger displacement: rotation <= 4 deg, shift <= 6 px, scale <= 4 %, elastic <= 2.5 px.
+- ``A`` appearance / anatomical change: moderate displacement, stronger acquisition differences, and a
+  local lesion-like blob added to the moving image only.
+Acquisition. Each image of a pair is a separate photograph of the scene
+(:func:`pcreg.datasets.acquisition.fundus_camera`, settings :data:`CAMERA`):
+exposure, the camera's vignetting (in image coordinates, its centre jittered
+between the two shots), a smooth illumination field, gamma, defocus blur,
+Poisson shot noise plus read noise, 8-bit quantisation and JPEG compression
+(FIRE ships JPEGs). None of this moves content, so the ground truth stays
+exact. The settings are calibrated so that the default configuration's
+Unregistered row matches the paper's FIRE-Reg-256 one (``python -m pcreg
+calibrate``; docs/DATASETS.md).
 
 Splits. The source is divided into quadrants: top-left and bottom-right give
 train pairs, top-right test, bottom-left validation. A pair's whole footprint
@@ -42,7 +49,8 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
-from pcreg.datasets.deformation import affine_field, change_appearance, elastic_field
+from pcreg.datasets.acquisition import fundus_camera
+from pcreg.datasets.deformation import affine_field, elastic_field
 from pcreg.datasets.format import DatasetWriter
 from pcreg.errors import UserError
 from pcreg.warp import identity_grid, map_points
@@ -80,15 +88,30 @@ PARAMS_SCHEMA = {
     },
 }
 
-#: Category settings in pixels of a 128-px image (scaled with image_size).
+#: Camera settings shared by every category: maximum strength of each acquisition effect
+#: (:func:`pcreg.datasets.acquisition.fundus_camera`), drawn independently for the moving and the fixed image.
+CAMERA: dict[str, float] = {
+    "gain": 1.5, "exposure": 0.1, "vignetting": 0.9, "vignetting_jitter": 0.065, "illumination": 0.15,
+    "gamma": 0.15, "blur_sigma": 0.8, "photons": 400.0, "read_noise": 0.01,
+    "jpeg_quality_min": 40, "jpeg_quality_max": 80,
+}
+
+#: Category settings: geometry in pixels of a 128-px image (scaled with image_size), and the camera
+#: settings that differ from :data:`CAMERA` (category A: stronger appearance change between visits).
 CATEGORY_SETTINGS: dict[str, dict[str, dict[str, float]]] = {
     "S": {"geometry": {"max_rotation_deg": 1.0, "max_shift_px": 1.5, "max_scale": 0.01, "elastic_px": 1.0},
-          "appearance": {"illumination": 0.15, "gamma": 0.15, "contrast": 0.1, "blur_sigma": 0.5, "noise_std": 0.01}},
+          "appearance": {}},
     "P": {"geometry": {"max_rotation_deg": 4.0, "max_shift_px": 6.0, "max_scale": 0.04, "elastic_px": 2.5},
-          "appearance": {"illumination": 0.15, "gamma": 0.15, "contrast": 0.1, "blur_sigma": 0.5, "noise_std": 0.01}},
+          "appearance": {}},
     "A": {"geometry": {"max_rotation_deg": 2.0, "max_shift_px": 3.0, "max_scale": 0.02, "elastic_px": 1.5},
-          "appearance": {"illumination": 0.3, "gamma": 0.3, "contrast": 0.2, "blur_sigma": 0.8, "noise_std": 0.02}},
+          "appearance": {"exposure": 0.2, "illumination": 0.3, "gamma": 0.3, "blur_sigma": 1.2}},
 }
+
+
+def camera_settings(category: str) -> dict[str, float]:
+    """The acquisition settings of ``category``: :data:`CAMERA` updated by the category's overrides."""
+    return {**CAMERA, **CATEGORY_SETTINGS[category]["appearance"]}
+
 
 #: Quadrants (row half, column half) of the source assigned to each split.
 SPLIT_QUADRANTS = {"train": [(0, 0), (1, 1)], "val": [(1, 0)], "test": [(0, 1)]}
@@ -212,10 +235,11 @@ def make_pair(
     moving = sample_region(source, center, scale, rotation, coords)
     fixed = sample_region(source, center, scale, rotation, coords + field)
     if appearance:
-        moving = change_appearance(moving, rng, **CATEGORY_SETTINGS[category]["appearance"])
         if category == "A":
             moving = np.clip(moving + _lesion(shape, rng), 0.0, 1.0)
-        fixed = np.clip(fixed + rng.normal(0.0, 0.005, size=shape), 0.0, 1.0).astype(np.float32)
+        settings = camera_settings(category)
+        moving = fundus_camera(moving, rng, settings)
+        fixed = fundus_camera(fixed, rng, settings)
     fixed_xy, moving_xy = pick_landmarks(fixed, field, n_landmarks, rng)
     return {"moving": moving, "fixed": fixed, "field": field.astype(np.float32),
             "fixed_xy": fixed_xy, "moving_xy": moving_xy, "source_center": center, "source_radius": footprint}
