@@ -138,6 +138,15 @@ def cmd_audit_table(args: argparse.Namespace) -> None:
                 args.dataset, n_pairs=args.pairs, seed=args.seed, blank=args.blank)
 
 
+def cmd_fidelity(args: argparse.Namespace) -> None:
+    from pcreg.fidelity_report import fidelity_figure, fidelity_table
+
+    runs = _runs(args.runs)
+    fidelity_table(Path(args.data), runs, args.dataset, Path(args.out_stem), n_boot=args.n_boot, seed=args.seed,
+                   alpha=args.alpha)
+    fidelity_figure(Path(args.data), runs, args.dataset, Path(args.figure), n_features=args.features)
+
+
 def cmd_figures(args: argparse.Namespace) -> None:
     from pcreg.figures import qualitative_grid
 
@@ -322,6 +331,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--repo", default=".")
     p.set_defaults(func=cmd_manifest)
+
+    p = sub.add_parser("fidelity", help="content-fidelity table (kept / invented) and figure of a dataset")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--data", required=True, help="prepared dataset directory")
+    p.add_argument("--runs", required=True, help="the dataset's method runs as JSON")
+    p.add_argument("--out-stem", required=True, help="table path without extension")
+    p.add_argument("--figure", required=True, help="figure path (.png)")
+    p.add_argument("--features", type=int, default=4, help="features shown in the figure")
+    p.add_argument("--n-boot", type=int, default=2000)
+    p.add_argument("--alpha", type=float, default=0.05)
+    common(p)
+    p.set_defaults(func=cmd_fidelity)
 
     p = sub.add_parser("calibrate", help="a dataset's Unregistered metrics next to the paper's (calibration check)")
     p.add_argument("dataset", help="a prepared dataset directory, or a dataset name of the config")

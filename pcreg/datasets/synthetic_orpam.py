@@ -39,8 +39,13 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from pcreg.datasets.format import DatasetWriter
+from pcreg.datasets.lesions import FEATURES_SCHEMA, vessel_segment
+from pcreg.warp import warp_image
 
 TYPE = "synthetic-orpam"
+
+#: Pairs carry content-fidelity feature masks (workflow/rules/fidelity.smk builds their table and figure).
+LESIONS = True
 
 PARAMS_SCHEMA = {
     "type": "object",
@@ -65,6 +70,7 @@ PARAMS_SCHEMA = {
                                 "description": "Largest backward-sweep displacement |delta(y)| in pixels."},
         "vessels": {"type": "integer", "minimum": 1, "maximum": 100, "default": 13,
                     "description": "Vessel segments per map (branches included)."},
+        "features": FEATURES_SCHEMA,
     },
 }
 
@@ -82,6 +88,9 @@ SCANNER: dict[str, tuple[float, float] | float] = {
     "forward_noise": 0.005,          # noise std of the forward (fixed) sweep
     "backward_noise": 0.009,         # ... and of the backward (moving) sweep
     "line_jitter_px": 1.0,           # std of the line-to-line lag jitter
+    "segment_length": (10.0, 18.0),  # content-fidelity vessel segments: length,
+    "segment_radius": (0.9, 1.3),    # ... cross-section sigma
+    "segment_amplitude": (0.4, 0.6),  # ... and peak signal
 }
 
 
@@ -157,15 +166,23 @@ def make_frame(
     line_jitter_px: float = 0.0,
     noise: tuple[float, float] = (0.01, 0.02),
     background: float = 0.04,
+    features: tuple[int, int] = (0, 0),
 ) -> dict[str, np.ndarray]:
     """One bidirectional frame: ``moving``, ``fixed``, the ground-truth ``field`` and the lag ``delta``.
 
-    ``noise`` is the (forward, backward) sweep's noise standard deviation.
+    ``noise`` is the (forward, backward) sweep's noise standard deviation. With ``features = (n_moving,
+    n_fixed)``, that many short vessel segments are present during the backward (forward) sweep only, e.g. a
+    capillary perfused at one sweep and not the other; ``lesions = (labels_moving, labels_fixed, kinds)``.
     """
     _, h, w2 = layers.shape
     # OR-PAM images are maximum-amplitude projections along depth: overlapping vessels do not add up.
-    full = (weights[:, None, None] * layers).max(axis=0) + background
+    full = (weights[:, None, None] * layers).max(axis=0)
     full = ndimage.shift(full, drift, order=3, mode="nearest")
+    segments = [vessel_segment((h, w2), rng, length=SCANNER["segment_length"], radius=SCANNER["segment_radius"],
+                               margin=max_misalignment_px + 6) * rng.uniform(*SCANNER["segment_amplitude"])
+                for _ in range(features[0] + features[1])]
+    seen_backward = np.maximum.reduce([full, *segments[:features[0]]]) + background
+    full = np.maximum.reduce([full, *segments[features[0]:]]) + background
     w = w2 // 2
     rows = np.arange(h, dtype=np.float64)
     lag = scan_lag(h, w, max_misalignment_px, line_jitter_px, rng)
@@ -173,7 +190,7 @@ def make_frame(
     fixed = full[:, 0::2]
     yy = rows[:, None] + delta
     xx = np.repeat((2 * np.arange(w) + 1)[None, :], h, axis=0).astype(np.float64)
-    backward = ndimage.map_coordinates(full, [yy, xx], order=3, mode="nearest")
+    backward = ndimage.map_coordinates(seen_backward, [yy, xx], order=3, mode="nearest")
     fixed = fixed + rng.normal(0, noise[0], size=fixed.shape)
     moving = gain * backward + offset + rng.normal(0, noise[1], size=backward.shape)
     # Moving column j is raster column 2j + 1, half an image column right of fixed column j (raster 2j): the
@@ -183,8 +200,23 @@ def make_frame(
     field = np.empty((2, h, w), np.float32)
     field[0] = np.stack([_invert_shift(half_lag[:, j]) for j in range(w)], axis=1)
     field[1] = -0.5
+    lesions = None
+    if segments:
+        labels_moving, labels_fixed = np.zeros((h, w), np.uint8), np.zeros((h, w), np.uint8)
+        kinds = {}
+        for i, seg in enumerate(segments):
+            core = seg > 0.5 * seg.max()  # the segment's core on the raster
+            if i < features[0]:  # seen by the backward sweep: mask in moving space, pulled back to fixed space
+                in_moving = ndimage.map_coordinates(core.astype(np.float32), [yy, xx], order=1, mode="constant")
+                labels_moving[in_moving > 0.5] = i + 1
+                labels_fixed[warp_image(in_moving.astype(np.float32), field) > 0.5] = i + 1
+                kinds[i + 1] = ("moving_only", "vessel_segment")
+            else:
+                labels_fixed[core[:, 0::2]] = i + 1
+                kinds[i + 1] = ("fixed_only", "vessel_segment")
+        lesions = (labels_moving, labels_fixed, kinds)
     return {"moving": np.clip(moving, 0, 1).astype(np.float32), "fixed": np.clip(fixed, 0, 1).astype(np.float32),
-            "field": field, "delta": delta.astype(np.float32)}
+            "field": field, "delta": delta.astype(np.float32), "lesions": lesions}
 
 
 def prepare(root: Path, name: str, params: dict, seed: int) -> Path:
@@ -192,8 +224,9 @@ def prepare(root: Path, name: str, params: dict, seed: int) -> Path:
     h, w, frames = params["height"], params["width"], params["frames"]
     n_seq = params["sequences"]
     sizes = {split: n * frames for split, n in n_seq.items()}
+    features = (params["features"]["moving_only"], params["features"]["fixed_only"])
     with DatasetWriter(root, name=name, dataset_type=TYPE, image_shape=(h, w), split_sizes=sizes,
-                       has_field=True, spec=params) as writer:
+                       has_field=True, spec=params, has_lesions=any(features)) as writer:
         for split_index, split in enumerate(("train", "val", "test")):
             rng = np.random.default_rng([seed, split_index])
             index = 0
@@ -206,8 +239,9 @@ def prepare(root: Path, name: str, params: dict, seed: int) -> Path:
                     weights = 1.0 + 0.06 * np.sin(2 * np.pi * t / max(frames, 2) + phase)
                     frame = make_frame(layers, weights, (velocity[0] * t, velocity[1] * t), rng,
                                        params["max_misalignment_px"], gain, offset, SCANNER["line_jitter_px"],
-                                       (SCANNER["forward_noise"], SCANNER["backward_noise"]), SCANNER["background"])
+                                       (SCANNER["forward_noise"], SCANNER["backward_noise"]), SCANNER["background"],
+                                       features)
                     writer.add(split, f"{split}-s{s:03d}-f{t:03d}", frame["moving"], frame["fixed"],
-                               field=frame["field"], sequence=f"{split}-s{s:03d}", frame=t)
+                               field=frame["field"], sequence=f"{split}-s{s:03d}", frame=t, lesions=frame["lesions"])
                     index += 1
     return root
