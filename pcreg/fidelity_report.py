@@ -137,9 +137,10 @@ def fidelity_table(data_root: Path, runs: Sequence[Run], dataset: str, stem: Pat
             f"Verdict: registers if kept ≥ {THRESHOLDS['kept_min']} and invented ≤ {THRESHOLDS['invented_max']}; "
             f"synthesises if kept ≤ {1 - THRESHOLDS['kept_min']:.1f} and invented ≥ "
             f"{1 - THRESHOLDS['invented_max']:.1f}; mixed otherwise.",
-            "A field method moves pixels of the moving image: it cannot invent content, only misplace or "
-            "smooth it. Intensity metrics (NCC, SSIM, PSNR) cannot tell these apart: the fixed-copy oracle "
-            "scores perfectly on them.",
+            "A field method only resamples the moving image: it cannot create intensities the moving image "
+            "lacks, but it can misplace a feature, compress a moving-only feature or stretch neighbouring "
+            "content over a fixed-only one. Intensity metrics (NCC, SSIM, PSNR) cannot tell registration from "
+            "synthesis: the fixed-copy oracle scores perfectly on them.",
         ],
     )
     return write_doc(doc, pd.DataFrame(data_rows), stem)

@@ -84,7 +84,8 @@ def fundus_features(
     for i, centre in enumerate(centres):
         label = i + 1
         name, polarity, radii, amps = FUNDUS_FEATURES[rng.integers(len(FUNDUS_FEATURES))]
-        profile = disc_profile(shape, tuple(centre), rng.uniform(*radii) * k)
+        # at least one pixel's radius, so that small images (smoke configs) still have a mask to score
+        profile = disc_profile(shape, tuple(centre), max(rng.uniform(*radii) * k, 1.0))
         amplitude = rng.uniform(*amps)
         if i < n_moving:  # drawn in moving space; its fixed-space mask is the mask pulled back by the field
             moving_layers.append((profile, polarity, amplitude))
@@ -114,7 +115,8 @@ def vessel_segment(shape: tuple[int, int], rng: np.random.Generator, *, length: 
                    radius: tuple[float, float], margin: float) -> np.ndarray:
     """A short straight vessel segment (Gaussian cross-section, peak 1) on a raster of ``shape``."""
     h, w = shape
-    y0, x0 = rng.uniform(margin, h - margin), rng.uniform(2 * margin, w - 2 * margin)
+    my, mx = min(margin, h / 4), min(2 * margin, w / 4)  # small rasters (smoke configs): stay well inside
+    y0, x0 = rng.uniform(my, h - my), rng.uniform(mx, w - mx)
     angle = rng.uniform(0, np.pi)
     half = rng.uniform(*length) / 2
     dy, dx = np.sin(angle), np.cos(angle)
