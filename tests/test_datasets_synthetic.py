@@ -124,3 +124,18 @@ def test_missing_dataset_gives_clear_error(tmp_path):
 
     with pytest.raises(UserError, match="no prepared dataset"):
         PreparedDataset(tmp_path / "nope")
+
+
+def test_acquisition_models_shot_noise_jpeg_and_static_vignetting():
+    from pcreg.datasets.acquisition import jpeg, shot_and_read_noise, vignetting
+
+    rng = np.random.default_rng(0)
+    dark = shot_and_read_noise(np.full((64, 64), 0.1), rng, photons=400, read_std=0.0)
+    bright = shot_and_read_noise(np.full((64, 64), 0.8), rng, photons=400, read_std=0.0)
+    # Poisson: variance = signal / photons
+    assert dark.var() == pytest.approx(0.1 / 400, rel=0.15) and bright.var() == pytest.approx(0.8 / 400, rel=0.15)
+    img = rng.random((32, 32)).astype(np.float32)
+    out = jpeg(img, 40)
+    assert out.dtype == np.float32 and 0 < np.abs(out - img).mean() < 0.2 and np.array_equal(out, jpeg(img, 40))
+    v = vignetting((33, 33), rng, strength=0.5, centre_jitter=0.0)
+    assert v[16, 16] == pytest.approx(1.0) and v[0, 0] < v[16, 0] < 1.0
