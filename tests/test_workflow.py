@@ -86,12 +86,19 @@ def test_workflow_end_to_end(tmp_path):
         audit = pd.read_csv(res / "tables" / f"audit_{d}.csv").set_index("method")
         assert audit.loc["fixed-copy", "ncc_normal"] == pytest.approx(1.0)
         assert audit.loc["identity", "retained_shuffled"] == pytest.approx(0.0, abs=1e-9)
+        # content fidelity: synthetic datasets carry feature masks; the folder example has none
+        fidelity = pd.read_csv(res / "tables" / f"fidelity_{d}.csv").set_index("run")
+        assert fidelity.loc["gt_warp", "verdict"] == "registers"
+        assert fidelity.loc["fixed_copy", "verdict"] == "synthesises"
+        assert (res / "figures" / f"{d}_fidelity.png").stat().st_size > 5000
+        assert pd.read_csv(res / d / "identity" / "pairs.csv")["kept"].notna().any()
+    assert not (res / "tables" / "fidelity_pairs.csv").exists()
     assert "NCC (paper, FIRE-Reg-256)" in (res / "tables" / "table1_fundus.md").read_text()
     assert "TNCC (paper, OR-PAM-Reg-Temporal-26K)" in (res / "tables" / "table3_orpam.md").read_text()
     report = run_snakemake(tmp_path, "--report", str(res / "report.html"), "--configfile", str(cfg))
     assert report.returncode == 0, report.stderr[-2000:]
     html = (res / "report.html").read_text()
-    assert "audit_fundus.html" in html and "orpam_fire_success.png" in html
+    assert "audit_fundus.html" in html and "orpam_fire_success.png" in html and "fidelity_orpam.html" in html
     manifest = json.loads((res / "manifest.json").read_text())
     assert manifest["seed"] == 3 and manifest["packages"]["numpy"] and "datasets" in manifest["config"]
     # A second invocation has nothing left to do.

@@ -1,4 +1,4 @@
-"""Random smooth deformations and appearance changes used by the synthetic datasets."""
+"""Random smooth deformations used by the synthetic datasets (appearance: :mod:`pcreg.datasets.acquisition`)."""
 
 from __future__ import annotations
 
@@ -45,40 +45,3 @@ def elastic_field(
         peak = np.abs(fine).max()
         field[k] = fine * (amplitude_px / peak if peak > 0 else 0.0)
     return field
-
-
-def illumination_field(shape: tuple[int, int], rng: np.random.Generator, strength: float) -> np.ndarray:
-    """Smooth multiplicative illumination map around 1 (``1 ± strength``)."""
-    h, w = shape
-    coarse = rng.uniform(-1, 1, size=(3, 3))
-    fine = ndimage.zoom(coarse, (h / 3, w / 3), order=3, mode="nearest")[:h, :w]
-    return (1.0 + strength * fine).astype(np.float32)
-
-
-def change_appearance(
-    image: np.ndarray,
-    rng: np.random.Generator,
-    *,
-    illumination: float,
-    gamma: float,
-    contrast: float,
-    blur_sigma: float,
-    noise_std: float,
-) -> np.ndarray:
-    """Apply a random illumination field, gamma, contrast, blur and Gaussian noise; result clipped to [0, 1].
-
-    Each argument is the maximum strength; the actual strength is drawn from ``rng``.
-    """
-    out = np.clip(image, 0.0, 1.0).astype(np.float64)
-    if illumination > 0:
-        out = out * illumination_field(out.shape, rng, rng.uniform(0, illumination))
-    if gamma > 0:
-        out = np.clip(out, 0, None) ** np.exp(rng.uniform(-gamma, gamma))
-    if contrast > 0:
-        c = 1.0 + rng.uniform(-contrast, contrast)
-        out = (out - out.mean()) * c + out.mean() + rng.uniform(-contrast, contrast) * 0.1
-    if blur_sigma > 0:
-        out = ndimage.gaussian_filter(out, rng.uniform(0, blur_sigma))
-    if noise_std > 0:
-        out = out + rng.normal(0.0, rng.uniform(0, noise_std), size=out.shape)
-    return np.clip(out, 0.0, 1.0).astype(np.float32)

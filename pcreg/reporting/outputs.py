@@ -24,6 +24,7 @@ TABLES = {
     "audit": "audit_{dataset}",
     "table3": "table3_{dataset}",  # only for temporal datasets
     "ablation": "ablation_{dataset}",  # only when the dataset has ablation runs
+    "fidelity": "fidelity_{dataset}",  # only when the dataset has content-fidelity feature masks
 }
 #: Tables every dataset has (table3 and ablation are conditional).
 ALWAYS_TABLES = ("summary", "table1", "stats", "geometry", "audit")
@@ -37,6 +38,7 @@ FIGURES = {
     "speed": "{dataset}_speed.png",
     "fire_success": "{dataset}_fire_success.png",
     "training": "{dataset}_training.png",
+    "fidelity": "{dataset}_fidelity.png",  # only when the dataset has content-fidelity feature masks
 }
 #: The figures drawn by ``python -m pcreg plots`` (the qualitative grid is its own command).
 PLOTS = ("boxplots", "speed", "fire_success", "training")

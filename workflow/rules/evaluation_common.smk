@@ -26,6 +26,25 @@ def has_ablation(dataset):
     return any(config["methods"][r]["group"] == "ablation" for r in runs_for(dataset))
 
 
+def has_lesions(dataset):
+    """A dataset type that declares feature masks: LESIONS = True, or has_lesions(params) for optional ones."""
+    spec = config["datasets"][dataset]
+    dataset_type = get_dataset_type(spec["type"])
+    check = getattr(dataset_type, "has_lesions", None)
+    if callable(check):
+        return bool(check(spec.get("params", {})))
+    return bool(getattr(dataset_type, "LESIONS", False))
+
+
+def fidelity_targets():
+    return [
+        path
+        for d in DATASETS
+        if has_lesions(d)
+        for path in table_files("fidelity", d) + [figure_path("fidelity", d)]
+    ]
+
+
 def dataset_pairs(w):
     """The dataset's run list and every run's pairs.csv."""
     return [run_list_path(w.dataset)] + [f"results/{w.dataset}/{r}/pairs.csv" for r in runs_for(w.dataset)]
@@ -44,4 +63,4 @@ def evaluation_targets():
             targets += table_files("ablation", d)
         targets.append(figure_path("qualitative", d))
         targets += [figure_path(p, d) for p in PLOTS]
-    return targets
+    return targets + fidelity_targets()
