@@ -95,7 +95,7 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     data, doc = stats_table(pairs, runs, ds, reference=args.reference, n_boot=args.n_boot, seed=args.seed,
                             alpha=args.alpha)
     write_doc(doc, data, out / f"stats_{ds}")
-    data, doc, curves = geometry_table(pairs, runs, ds)
+    data, doc, curves = geometry_table(pairs, runs, ds, direction=args.fire_direction)
     write_doc(doc, data, out / f"geometry_{ds}")
     curves.to_csv(out / f"fire_curves_{ds}.csv", index=False)
 
@@ -154,7 +154,7 @@ def cmd_plots(args: argparse.Namespace) -> None:
     pairs = load_pairs(runs)
     box_plots(pairs, runs, ds, out / f"{ds}_boxplots.png")
     speed_accuracy(pairs, runs, ds, out / f"{ds}_speed.png")
-    geometry, _, curves = geometry_table(pairs, runs, ds)
+    geometry, _, curves = geometry_table(pairs, runs, ds, direction=args.fire_direction)
     fire_success_curves(curves, runs, ds, out / f"{ds}_fire_success.png", aucs=geometry)
     training_curves(runs, ds, out / f"{ds}_training.png")
 
@@ -216,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples of the 95%% CI")
     p.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level of the CI")
     p.add_argument("--reference", default="pcreg_net", help="run id every method is tested against")
+    p.add_argument("--fire-direction", default="moving_to_fixed", choices=["moving_to_fixed", "fixed_to_moving"],
+                   help="FIRE AUC errors: moving landmarks into the fixed image (SuperRetina) or the reverse")
     common(p)
     p.set_defaults(func=cmd_aggregate)
 
@@ -270,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True)
     p.add_argument("--runs", required=True, help=runs_help)
     p.add_argument("--out-dir", required=True, help="figures directory (results/figures)")
+    p.add_argument("--fire-direction", default="moving_to_fixed", choices=["moving_to_fixed", "fixed_to_moving"],
+                   help="FIRE success-curve errors (as for aggregate)")
     common(p)
     p.set_defaults(func=cmd_plots)
 

@@ -211,8 +211,14 @@ def load_pairs(runs: Sequence[Run]) -> pd.DataFrame:
     """All runs' pairs.csv stacked into one tidy frame with a ``run`` column (``category`` "" when absent)."""
     frames = []
     for run in runs:
-        df = pd.read_csv(run.pairs_csv, dtype={"pair_id": str, "category": str, "reason": str})
+        df = pd.read_csv(run.pairs_csv, dtype={"pair_id": str, "category": str, "reason": str, "cluster": str})
         df["category"] = df["category"].fillna("")
+        # pairs.csv written before these columns existed: one unit per pair; landmarks where TRE was scored
+        if "cluster" not in df:
+            df["cluster"] = df["pair_id"]
+        df["cluster"] = df["cluster"].fillna(df["pair_id"])
+        if "n_landmarks" not in df:
+            df["n_landmarks"] = df["tre_orig_px"].notna().astype(int) if "tre_orig_px" in df else 0
         df["failed"] = df["failed"].astype(str).str.lower().isin(["true", "1"])
         df.insert(0, "run", run.id)
         frames.append(df)

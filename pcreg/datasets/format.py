@@ -3,14 +3,18 @@
 A prepared dataset is a directory::
 
     <root>/dataset.json           metadata: name, type, image_shape, split sizes, flags, spec
-    <root>/manifest.csv           one row per pair: pair_id, split, index, category, sequence, frame
+    <root>/manifest.csv           one row per pair: pair_id, split, index, category, sequence, frame, cluster
     <root>/<split>/moving.npy     (N, H, W) float32 in [0, 1], read memory-mapped
     <root>/<split>/fixed.npy      (N, H, W) float32 in [0, 1], read memory-mapped
     <root>/<split>/field.npy      (N, 2, H, W) float32 ground-truth pull-back field (optional)
     <root>/landmarks.csv          pair_id, point, fixed_x, fixed_y, moving_x, moving_y (optional)
 
 ``index`` is the row of the pair in its split's arrays; manifest order within a
-split is index order. Arrays are written row by row straight to their files
+split is index order. ``cluster`` names the pair's independent unit for the
+statistics (pairs of one cluster share source pixels: patches of one FIRE
+pair, frames of one sequence, overlapping synthetic regions); by default the
+pair's ``sequence`` or, without one, its ``pair_id``. Datasets prepared before
+the column existed load with that default. Arrays are written row by row straight to their files
 (:class:`pcreg.streaming.NpyRowWriter`), so datasets larger than memory stream
 to disk with memory bounded by one pair, and the whole directory is
 written under a temporary name and renamed at the end, so an interrupted
@@ -32,7 +36,7 @@ from pcreg.streaming import NpyRowWriter
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
-MANIFEST_COLUMNS = ["pair_id", "split", "index", "category", "sequence", "frame"]
+MANIFEST_COLUMNS = ["pair_id", "split", "index", "category", "sequence", "frame", "cluster"]
 LANDMARK_COLUMNS = ["pair_id", "point", "fixed_x", "fixed_y", "moving_x", "moving_y"]
 
 
@@ -78,9 +82,10 @@ class PreparedDataset:
         if self.meta.get("format_version") != FORMAT_VERSION:
             raise UserError(f"{meta_path}: unsupported format_version {self.meta.get('format_version')!r}")
         self.manifest = pd.read_csv(self.root / "manifest.csv",
-                                    dtype={"pair_id": str, "category": str, "sequence": str})
+                                    dtype={"pair_id": str, "category": str, "sequence": str, "cluster": str})
         for col in ("category", "sequence"):
             self.manifest[col] = self.manifest[col].fillna("")
+        self.manifest["cluster"] = default_clusters(self.manifest)
         lm_path = self.root / "landmarks.csv"
         self._landmarks = pd.read_csv(lm_path, dtype={"pair_id": str}) if lm_path.is_file() else None
 
@@ -118,6 +123,14 @@ class PreparedDataset:
                     grp[["moving_x", "moving_y"]].to_numpy(np.float64),
                 )
         return PairSplit(name, rows, moving, fixed, field, landmarks, root=self.root)
+
+
+def default_clusters(manifest: pd.DataFrame) -> pd.Series:
+    """The ``cluster`` column with gaps filled: the pair's ``sequence``, else its ``pair_id``."""
+    given = manifest["cluster"] if "cluster" in manifest else pd.Series("", index=manifest.index)
+    given = given.fillna("").astype(str)
+    fallback = manifest["sequence"].where(manifest["sequence"] != "", manifest["pair_id"])
+    return given.where(given != "", fallback)
 
 
 class DatasetWriter:
@@ -184,10 +197,14 @@ class DatasetWriter:
         category: str = "",
         sequence: str = "",
         frame: int | None = None,
+        cluster: str = "",
         fixed_xy: np.ndarray | None = None,
         moving_xy: np.ndarray | None = None,
     ) -> None:
-        """Append one pair to ``split`` (images float in [0, 1], shape ``image_shape``)."""
+        """Append one pair to ``split`` (images float in [0, 1], shape ``image_shape``).
+
+        ``cluster``: the pair's independent unit for the statistics (default: ``sequence``, else ``pair_id``).
+        """
         i = self._count[split]
         if i >= self.split_sizes[split]:
             raise ValueError(f"split {split!r} is full ({self.split_sizes[split]} pairs)")
@@ -201,7 +218,7 @@ class DatasetWriter:
             self._arrays[split]["field"].write(field)
         self._rows.append(
             {"pair_id": pair_id, "split": split, "index": i, "category": category, "sequence": sequence,
-             "frame": "" if frame is None else int(frame)}
+             "frame": "" if frame is None else int(frame), "cluster": cluster or sequence or pair_id}
         )
         if fixed_xy is not None and moving_xy is not None:
             for k, (f, m) in enumerate(zip(np.asarray(fixed_xy), np.asarray(moving_xy))):
