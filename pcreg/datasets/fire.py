@@ -235,7 +235,7 @@ def split_pairs(
     for pid in sorted(group_of):
         groups.setdefault(group_of[pid], []).append(pid)
     out: dict[str, str] = {}
-    for k, cat in enumerate(CATEGORIES):
+    for k in range(len(CATEGORIES)):
         mine = sorted(g for g, ids in groups.items()
                       if min((rank_of[category[i]], i) for i in ids)[0] == k)
         rng = np.random.default_rng([seed, k])

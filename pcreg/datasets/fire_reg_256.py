@@ -161,6 +161,7 @@ def prepare(root: Path, name: str, params: dict, seed: int) -> Path:
             for x0, y0, split in by_pair[p.pair_id]:
                 fk, mk = landmarks_in_patch(f_xy, m_xy, x0, y0, patch)
                 writer.add(split, patch_id(p.pair_id, x0, y0), moving[y0:y0 + patch, x0:x0 + patch],
-                           fixed[y0:y0 + patch, x0:x0 + patch], category=p.category, cluster=group_of[p.pair_id],
+                           fixed[y0:y0 + patch, x0:x0 + patch], category=p.category,
+                           cluster=group_of[p.pair_id],
                            fixed_xy=fk if len(fk) else None, moving_xy=mk if len(mk) else None)
     return Path(root)
