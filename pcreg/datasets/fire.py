@@ -304,6 +304,7 @@ def prepare(root: Path, name: str, params: dict, seed: int) -> Path:
                     continue
                 moving, fixed = load_pair(pair, params["color"], orig)
                 writer.add(split, pair.pair_id, resample(moving, (size, size)), resample(fixed, (size, size)),
-                           category=pair.category, cluster=group_of[pair.pair_id], fixed_xy=to_dataset_xy(pair.fixed_xy, scale),
+                           category=pair.category, cluster=group_of[pair.pair_id],
+                           fixed_xy=to_dataset_xy(pair.fixed_xy, scale),
                            moving_xy=to_dataset_xy(pair.moving_xy, scale))
     return Path(root)
