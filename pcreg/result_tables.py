@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from pcreg import fire_protocol, stats
-from pcreg.tables import DASH, NA, Run, TableDoc, fmt_ci, fmt_mean_std, fmt_p, fmt_value, sort_runs
+from pcreg.tables import DASH, NA, Run, TableDoc, fmt_ci, fmt_mean_std, fmt_p, fmt_value, fmt_with_n, sort_runs
 
 #: Metrics of the statistics table: column -> (header, decimals, tested against the reference).
 STATS_METRICS: dict[str, tuple[str, int, bool]] = {
@@ -222,6 +222,7 @@ def geometry_table(
             s = stats.summarize(tre, n_boot=1, seed=0)
             row[f"tre_{scope}_mean"], row[f"tre_{scope}_std"], row[f"tre_{scope}_n"] = s["mean"], s["std"], s["n"]
             lm_sub = lm if scope == "all" else lm[lm["category"] == scope]
+            row[f"n_{scope}"], row[f"auc_{scope}_n"] = len(sub), len(lm_sub)
             if has_tre:
                 row[f"auc_{scope}"] = fire_protocol.auc(_fire_errors(lm_sub, err_col)) if len(lm_sub) else np.nan
                 pct = fire_protocol.status_counts(_statuses(lm_sub, direction))
@@ -253,8 +254,9 @@ def geometry_table(
     rows: list[list[str] | str] = []
     for r in data.to_dict("records"):
         cells = [str(r["label"])]
-        cells += [fmt_mean_std(r[f"tre_{s}_mean"], r[f"tre_{s}_std"], 2) for s in scopes]
-        cells += [fmt_value(r[f"auc_{s}"], 3) for s in scopes]
+        cells += [fmt_with_n(fmt_mean_std(r[f"tre_{s}_mean"], r[f"tre_{s}_std"], 2), r[f"tre_{s}_n"], r[f"n_{s}"])
+                  for s in scopes]
+        cells += [fmt_with_n(fmt_value(r[f"auc_{s}"], 3), r[f"auc_{s}_n"], r[f"n_{s}"]) for s in scopes]
         cells += [_fmt_status(r, s) for s in scopes]
         cells += [fmt_value(r["mauc"], 3), fmt_mean_std(r["epe_px_mean"], r["epe_px_std"], 2),
                   fmt_mean_std(r["folding_pct_mean"], r["folding_pct_std"], 2),
@@ -273,7 +275,7 @@ def geometry_table(
         "the moving image (elsewhere no method can recover it); folding: % of non-positive Jacobian "
         "determinants; SDlogJ: std of the log Jacobian determinant.",
         f"{NA}: the method outputs an image and no displacement field, or the dataset has no landmarks / no "
-        "ground-truth field.",
+        "ground-truth field. (n=K): the value covers K of the category's pairs (e.g. patches with landmarks).",
     ]
     if not has_landmarks:
         notes.append(f"{dataset} has no landmarks (or no method outputs a field): TRE and AUC do not apply.")

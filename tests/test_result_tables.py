@@ -234,3 +234,19 @@ def test_stats_resample_and_test_independent_units_not_overlapping_pairs(tmp_pat
     assert np.isnan(row["p"])  # 5 units: no test, although 40 paired differences are all positive
     assert any("Independent unit: cluster" in n and "5 units" in n for n in doc.notes)
     assert "clusters" in doc.columns
+
+
+def test_tables_show_per_metric_n_where_it_differs_from_the_pairs(tmp_path):
+    """A metric defined on fewer pairs than the table covers says so in its cell: (n=K)."""
+    from pcreg.paper_tables import table1
+    from pcreg.tables import overview_doc
+
+    ncc = np.linspace(0.5, 0.9, 8)
+    ncc[2] = np.nan  # e.g. an output NCC is undefined on
+    run = write_run(tmp_path, "pcreg_net", "deep", {"ncc": ncc, "ssim": np.full(8, 0.7), "psnr": np.full(8, 20.0)})
+    summary = summarize_runs([run])
+    overview = doc_to_markdown(overview_doc(summary, "c"))
+    line = next(x for x in overview.splitlines() if "pcreg_net" in x)
+    assert "(n=7)" in line and line.count("(n=") == 1  # only NCC; SSIM and PSNR cover all 8 pairs
+    _, doc = table1(summary, [run], "d", None)
+    assert "(n=7)" in doc_to_markdown(doc)
