@@ -2,10 +2,13 @@
 
 
 rule prepare:
+    input:
+        dataset_source_files,
     output:
         f"{DATA}/{{dataset}}/dataset.json",
     params:
         spec=lambda w: json.dumps({k: config["datasets"][w.dataset][k] for k in ("type", "params")}),
+        content=dataset_fingerprint,
         out=lambda w: f"{DATA}/{w.dataset}",
         seed=config["seed"],
     log:
