@@ -42,3 +42,10 @@ rule all:
         [f"results/{d}/{r}/pairs.csv" for d in DATASETS for r in runs_for(d)],
         "results/manifest.json",
     default_target: True
+
+
+onerror:
+    # Snakemake's own lock message is easy to miss after a kill; say what to do in one place.
+    print("pcreg-bench: a job failed; its log under results/logs/ says why. Rerunning the same command resumes. "
+          "If Snakemake itself was killed (kill -9, power loss) and a rerun says the directory cannot be locked, "
+          "run the same command once with --unlock added, then rerun it.", file=sys.stderr)

@@ -97,7 +97,7 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     data, doc = stats_table(pairs, runs, ds, reference=args.reference, n_boot=args.n_boot, seed=args.seed,
                             alpha=args.alpha)
     write_doc(doc, data, Path(table_stem("stats", ds, out)))
-    data, doc, curves = geometry_table(pairs, runs, ds)
+    data, doc, curves = geometry_table(pairs, runs, ds, direction=args.fire_direction)
     write_doc(doc, data, Path(table_stem("geometry", ds, out)))
     curves.to_csv(curves_path(ds, out), index=False)
 
@@ -166,7 +166,7 @@ def cmd_plots(args: argparse.Namespace) -> None:
     pairs = load_pairs(runs)
     box_plots(pairs, runs, ds, Path(figure_path("boxplots", ds, out)))
     speed_accuracy(pairs, runs, ds, Path(figure_path("speed", ds, out)))
-    geometry, _, curves = geometry_table(pairs, runs, ds)
+    geometry, _, curves = geometry_table(pairs, runs, ds, direction=args.fire_direction)
     fire_success_curves(curves, runs, ds, Path(figure_path("fire_success", ds, out)), aucs=geometry)
     training_curves(runs, ds, Path(figure_path("training", ds, out)))
 
@@ -284,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples of the 95%% CI")
     p.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level of the CI")
     p.add_argument("--reference", required=True, help=reference_help)
+    p.add_argument("--fire-direction", default="moving_to_fixed", choices=["moving_to_fixed", "fixed_to_moving"],
+                   help="FIRE AUC errors: moving landmarks into the fixed image (SuperRetina) or the reverse")
     common(p)
     p.set_defaults(func=cmd_aggregate)
 
@@ -309,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="prepared dataset directory")
     p.add_argument("--run", required=True, help="JSON file with the method run's config section")
     p.add_argument("--out", required=True, help="per-pair audit CSV")
-    p.add_argument("--pairs", type=int, default=8, help="test pairs audited (drawn from the seed)")
+    p.add_argument("--pairs", type=int, default=16, help="test pairs audited (drawn from the seed)")
     p.add_argument("--blank", default="mean", choices=["mean", "zeros"])
     p.add_argument("--model", help="model directory written by fit (trainable methods)")
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
@@ -321,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="prepared dataset directory")
     p.add_argument("--runs", required=True, help=runs_help)
     p.add_argument("--out-stem", required=True)
-    p.add_argument("--pairs", type=int, default=8)
+    p.add_argument("--pairs", type=int, default=16)
     p.add_argument("--blank", default="mean", choices=["mean", "zeros"])
     p.add_argument("audit_files", nargs="+", help="the runs' audit CSVs")
     common(p)
@@ -339,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True)
     p.add_argument("--runs", required=True, help=runs_help)
     p.add_argument("--out-dir", required=True, help="figures directory (results/figures)")
+    p.add_argument("--fire-direction", default="moving_to_fixed", choices=["moving_to_fixed", "fixed_to_moving"],
+                   help="FIRE success-curve errors (as for aggregate)")
     common(p)
     p.set_defaults(func=cmd_plots)
 

@@ -1,9 +1,14 @@
 """Per-pair metrics: intensity (NCC, SSIM, PSNR), landmarks (TRE), fields (EPE, folding, SDlogJ).
 
 Intensity metrics compare the registered image with the fixed image, data
-range 1, as in the paper. SSIM follows scikit-image's definition (7x7 uniform
-window, K1 = 0.01, K2 = 0.03, sample covariance, mean over the valid interior),
-and PSNR is 10 log10(1 / MSE); tests check both against scikit-image.
+range 1, as in the paper. Two SSIM variants: :func:`ssim_gaussian` is Wang et
+al.'s (11x11 Gaussian window, sigma 1.5, population covariance; what common
+registration code and most likely the paper use) and :func:`ssim` is
+scikit-image's default (7x7 uniform window, K1 = 0.01, K2 = 0.03, sample
+covariance, mean over the valid interior). PSNR is 10 log10(1 / MSE); tests
+check all three against scikit-image. EPE is averaged over the pixels whose
+ground-truth source ``p + u_gt(p)`` lies inside the moving image
+(:func:`recoverable_mask`): elsewhere no method can know the answer.
 """
 
 from __future__ import annotations
@@ -57,16 +62,47 @@ def ssim(image: np.ndarray, reference: np.ndarray, data_range: float = 1.0, win_
     return float(s[pad:-pad, pad:-pad].mean())
 
 
+def ssim_gaussian(image: np.ndarray, reference: np.ndarray, data_range: float = 1.0) -> float:
+    """SSIM of Wang et al. (2004): 11x11 Gaussian window with sigma 1.5, population covariance (scikit-image)."""
+    from skimage.metrics import structural_similarity
+
+    x = np.asarray(image, np.float64)
+    y = np.asarray(reference, np.float64)
+    if x.shape != y.shape:
+        raise ValueError(f"SSIM needs images of one shape, got {x.shape} and {y.shape}")
+    return float(structural_similarity(x, y, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                       data_range=data_range))
+
+
 def tre(field: np.ndarray, fixed_xy: np.ndarray, moving_xy: np.ndarray) -> float:
     """Mean target registration error in pixels: fixed landmarks mapped through ``field`` vs ``moving_xy``."""
     pred = map_points(field, fixed_xy)
     return float(np.linalg.norm(pred - np.asarray(moving_xy, np.float64), axis=1).mean())
 
 
-def epe(field: np.ndarray, gt_field: np.ndarray) -> float:
-    """Mean end-point error in pixels between a field and the ground-truth field."""
+def recoverable_mask(gt_field: np.ndarray) -> np.ndarray:
+    """Pixels ``p`` whose ground-truth source ``p + u_gt(p)`` lies inside the moving image (pixel centres).
+
+    Outside it the moving image holds no content for ``p``, so no method can
+    recover the displacement there (the warp only extrapolates the border).
+    """
+    u = np.asarray(gt_field, np.float64)
+    h, w = u.shape[1:]
+    rows, cols = np.mgrid[:h, :w]
+    sy, sx = rows + u[0], cols + u[1]
+    return (sy >= 0) & (sy <= h - 1) & (sx >= 0) & (sx <= w - 1)
+
+
+def epe(field: np.ndarray, gt_field: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean end-point error in pixels between a field and the ground-truth field.
+
+    ``mask``: the pixels averaged over (default :func:`recoverable_mask` of ``gt_field``);
+    NaN when it is empty.
+    """
     diff = np.asarray(field, np.float64) - np.asarray(gt_field, np.float64)
-    return float(np.sqrt((diff**2).sum(axis=0)).mean())
+    err = np.sqrt((diff**2).sum(axis=0))
+    keep = recoverable_mask(gt_field) if mask is None else np.asarray(mask, bool)
+    return float(err[keep].mean()) if keep.any() else float("nan")
 
 
 def jacobian_determinant(field: np.ndarray) -> np.ndarray:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import ndimage
 from skimage.registration import phase_cross_correlation
@@ -138,3 +141,75 @@ def test_donors_come_from_another_sequence():
         assert list(donors) == list(derangement(len(groups), seed, groups))  # deterministic
     # one group (not temporal): the plain cyclic shift
     np.testing.assert_array_equal(derangement(4, 2, ["", "", "", ""]), derangement(4, 2))
+
+
+def _shifted_pairs(n: int = 12, size: int = 48, seed: int = 0):
+    """Like _pairs, with each pair's ground-truth pull-back field (a constant shift)."""
+    rng = np.random.default_rng(seed)
+    fixed, moving, fields = [], [], []
+    for _ in range(n):
+        f = ndimage.gaussian_filter(rng.uniform(size=(size, size)), 2.0)
+        f = (f - f.min()) / (f.max() - f.min())
+        dy, dx = (int(v) for v in rng.integers(2, 6, size=2) * rng.choice([-1, 1], size=2))
+        fixed.append(f)
+        moving.append(np.roll(f, (dy, dx), axis=(0, 1)))
+        fields.append(shift_field((size, size), dx=float(dx), dy=float(dy)))  # moving(p + (dx, dy)) = fixed(p)
+    return np.array(moving, np.float32), np.array(fixed, np.float32), fields
+
+
+def test_verdict_needs_the_ci_to_clear_the_threshold():
+    """A method copying the fixed image on half of the pairs retains about half: its CI straddles 0.5."""
+    moving, fixed = _pairs(n=12)
+    copied = {fixed[i].tobytes() for i in range(0, 12, 2)}
+
+    def half(m: np.ndarray, f: np.ndarray) -> np.ndarray:
+        return f.copy() if f.tobytes() in copied else m.copy()
+
+    s = audit_summary(audit_pairs(half, moving, fixed, seed=1, method="half"), seed=0).iloc[0]
+    assert s["retained_ci_low"] < 0.5 < s["retained_ci_high"]
+    assert s["verdict"] == "inconclusive" and s["intensity_verdict"] == "inconclusive"
+    from pcreg.evaluation.audit import verdict
+
+    assert verdict(0.3, 0.6, 0.55, 0.7) == "copies fixed?" and verdict(0.3, 0.4, 0.2, 0.45) == "uses moving"
+    assert verdict(0.3, 0.6, 0.3, 0.8) == "inconclusive"
+
+
+def test_geometric_test_tells_registration_from_fitting_the_fixed_image():
+    """The field from another pair's moving image must not improve the fixed pair's EPE."""
+    from pcreg.metrics import epe
+
+    moving, fixed, fields = _shifted_pairs()
+
+    def geometry(i, field):
+        return epe(field, fields[i], mask=np.ones(fields[i].shape[1:], bool))
+
+    def shift_with_field(m, f):
+        shift, _, _ = phase_cross_correlation(f, m, normalization=None)
+        u = shift_field(m.shape, dx=-float(shift[1]), dy=-float(shift[0]))
+        return warp_image(m, u), u
+
+    truth = {f.tobytes(): u for f, u in zip(fixed, fields)}
+
+    def knows_fixed(m, f):  # a field fitted to the fixed image alone (here: looked up), whatever the moving image
+        u = truth[f.tobytes()]
+        return warp_image(m, u), u
+
+    df = pd.concat([audit_pairs(shift_with_field, moving, fixed, 0, method="shift", geometry=geometry),
+                    audit_pairs(knows_fixed, moving, fixed, 0, method="cheat", geometry=geometry)])
+    s = audit_summary(df).set_index("method")
+    assert s.loc["shift", "geo_gain_normal"] > 3 and s.loc["shift", "geo_gain_shuffled"] < 0
+    assert s.loc["shift", "geo_check"] == "field follows the pair"
+    assert s.loc["shift", "verdict"] == "uses moving (geometry)"
+    assert s.loc["cheat", "geo_gain_shuffled"] == pytest.approx(s.loc["cheat", "geo_identity"])
+    assert s.loc["cheat", "geo_check"] == "field ignores the pair"
+    assert s.loc["cheat", "verdict"] != "uses moving (geometry)"
+
+
+def test_default_config_audits_enough_pairs():
+    import yaml
+
+    from pcreg.config import validate_config
+
+    root = Path(__file__).resolve().parent.parent
+    default = validate_config(yaml.safe_load((root / "config" / "config.yaml").read_text()))
+    assert default["audit"]["pairs"] >= 16

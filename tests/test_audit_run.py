@@ -99,3 +99,16 @@ def test_audit_is_deterministic(data, tmp_path):
     b = pd.read_csv(audit_run(data, spec, tmp_path / "b.csv", n_pairs=4, seed=1))
     pd.testing.assert_frame_equal(a, b)
     assert np.all(a.loc[a["condition"] == "shuffled", "donor"] >= 0)
+
+
+def test_donors_share_no_cluster_and_field_methods_get_the_geometric_test(data, tmp_path):
+    out = audit_run(data, {"id": "identity", "method": "identity", "params": {}}, tmp_path / "identity.csv",
+                    n_pairs=7, seed=3)
+    df = pd.read_csv(out, dtype={"pair_id": str, "cluster": str})
+    normal = df[df["condition"] == "normal"].set_index("index")
+    assert normal["cluster"].nunique() > 1  # the synthetic regions fall in several source cells
+    for _, row in df[df["condition"] == "shuffled"].iterrows():
+        assert normal.loc[row["donor"], "cluster"] != row["cluster"]
+    # identity's field is the zero field: its geometric error is the identity error, gain 0
+    assert df["geo_error"].notna().all()
+    np.testing.assert_allclose(df["geo_error"], df["geo_identity"])

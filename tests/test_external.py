@@ -176,25 +176,29 @@ def test_export_writes_images_ids_conventions_and_audit_inputs(fundus, tmp_path)
 
 
 def test_round_trip_through_export_gives_the_workflow_metrics(fundus, tmp_path):
-    """SIFT on the exported NPYs, outside the workflow, imported as precomputed = SIFT inside the workflow."""
-    inside = _pairs_csv(fundus, {"id": "sift", "method": "sift", "params": {}}, tmp_path / "inside", shards=2)
+    """SyN on the exported NPYs, outside the workflow, imported as precomputed = SyN inside the workflow.
+
+    (SyN rather than SIFT: on the calibrated synthetic fundus SIFT fails on most smoke-sized pairs, which would
+    make the comparison one of fallbacks.)
+    """
+    syn = {"reg_iterations": [20, 10, 0]}
+    inside = _pairs_csv(fundus, {"id": "syn", "method": "syn", "params": syn}, tmp_path / "inside", shards=2)
     export = export_dataset(fundus, tmp_path / "export", splits=("test",), audit_pairs=3)
-    _run_outside(export, tmp_path / "sift-npy", "sift", ".npy", audit=True)
+    _run_outside(export, tmp_path / "syn-npy", "syn", ".npy", syn, audit=True)
     spec = {"id": "ext", "method": "precomputed",
-            "params": validate_params(get_method_class("precomputed"), {"path": str(tmp_path / "sift-npy")}, "p")}
+            "params": validate_params(get_method_class("precomputed"), {"path": str(tmp_path / "syn-npy")}, "p")}
     outside = _pairs_csv(fundus, spec, tmp_path / "outside")
     assert (~inside["failed"]).sum() >= 2
     cols = ["pair_id", *METRICS, "reason"]
     pd.testing.assert_frame_equal(outside[cols].fillna(""), inside[cols].fillna(""))
-    # The audit too: SIFT audited inside the workflow = its precomputed outputs for the exported audit inputs
-    # (SIFT fails on blank inputs: declared in failed.csv, scored as the failure inside is).
+    # The audit too: SyN audited inside the workflow = its precomputed outputs for the exported audit inputs.
     from pcreg.evaluation.audit_run import audit_run
 
-    assert pd.read_csv(tmp_path / "sift-npy" / "failed.csv")["pair_id"].str.endswith("~blank").any()
-    audit_in = pd.read_csv(audit_run(fundus, {"id": "x", "method": "sift"}, tmp_path / "a1.csv", n_pairs=3, seed=0))
+    audit_in = pd.read_csv(audit_run(fundus, {"id": "x", "method": "syn", "params": syn}, tmp_path / "a1.csv",
+                                     n_pairs=3, seed=0))
     audit_out = pd.read_csv(audit_run(fundus, {**spec, "id": "x"}, tmp_path / "a2.csv", n_pairs=3, seed=0))
     pd.testing.assert_frame_equal(audit_out, audit_in)
-    runtimes = pd.read_csv(tmp_path / "sift-npy" / "runtimes.csv", dtype={"pair_id": str})
+    runtimes = pd.read_csv(tmp_path / "syn-npy" / "runtimes.csv", dtype={"pair_id": str})
     runtimes = runtimes[runtimes["pair_id"].isin(outside["pair_id"])]
     measured = outside.set_index("pair_id").loc[runtimes["pair_id"], "runtime_s"]
     np.testing.assert_allclose(measured, runtimes["runtime_s"])
@@ -206,8 +210,8 @@ def test_round_trip_through_export_gives_the_workflow_metrics(fundus, tmp_path):
     spec["params"] = {**spec["params"], "path": str(tmp_path / "hs-png")}
     png = _pairs_csv(fundus, spec, tmp_path / "png")
     cols = ["ncc", "ssim", "psnr", "tre_px", "epe_px"]
-    assert not png[cols].equals(inside[cols])  # really the quantised path ...
-    np.testing.assert_allclose(png[cols], inside[cols], atol=1e-3, rtol=1e-3)  # ... and still the same scores
+    # (the calibrated synthetic images are 8-bit quantised already, so 16 bits may even round-trip exactly)
+    np.testing.assert_allclose(png[cols], inside[cols], atol=1e-3, rtol=1e-3)
 
 
 def test_broken_precomputed_folder_fails_pairs_or_gives_one_line(fundus, tmp_path, capsys):

@@ -143,7 +143,8 @@ def test_split_pairs_stratified_and_seeded() -> None:
     pairs = [fire.FirePair(f"{c}{i:02d}", c, Path(), Path(), np.zeros((1, 2)), np.zeros((1, 2)))
              for c, n in (("S", 71), ("P", 48), ("A", 14)) for i in range(1, n + 1)]
     frac = {"train": 0.8, "val": 0.1, "test": 0.1}
-    a, b, c = (fire.split_pairs(pairs, frac, s) for s in (0, 0, 1))
+    alone = {p.pair_id: p.pair_id for p in pairs}  # no shared photographs
+    a, b, c = (fire.split_pairs(pairs, frac, s, alone) for s in (0, 0, 1))
     assert a == b and a != c
     tally = pd.Series(a).groupby([pd.Series(a).index.str[0], pd.Series(a).values]).size()
     # train and val rounded per category, test takes the rest: S 57/7/7, P 38/5/5, A 11/1/2
@@ -163,3 +164,23 @@ def test_fire_whole_images_tre_at_original_resolution(fire_tree: Path, tmp_path:
         # the unregistered TRE, scaled back, is the mean control-point distance in original pixels
         expected = float(np.linalg.norm(PAIRS[pid]))
         assert tre(zero, fixed_xy, moving_xy) * ds.original_scale == pytest.approx(expected, abs=2e-3)
+
+
+def test_pairs_sharing_a_photograph_are_split_together(tmp_path: Path) -> None:
+    """FIRE reuses photographs across pairs under other names: group by file content, split by group."""
+    import shutil
+
+    fire_tree = make_fire_tree(tmp_path / "own")  # modified below: not the shared fixture
+    shutil.copyfile(fire_tree / "Images" / "P01_2.jpg", fire_tree / "Images" / "S02_1.jpg")  # same bytes, new name
+    pairs = fire.list_pairs(fire_tree, ["P37"])
+    groups = fire.image_components(pairs)
+    assert groups["S02"] == groups["P01"] == "P01+S02" and groups["S01"] == "S01" and groups["A01"] == "A01"
+    frac = {"train": 0.5, "val": 0.0, "test": 0.5}
+    for seed in range(12):
+        split = fire.split_pairs(pairs, frac, seed)
+        assert split["S02"] == split["P01"], seed
+    ds = PreparedDataset(fire_reg_256.prepare(tmp_path / "p", "p", _patch_params(fire_tree), seed=1))
+    m = ds.manifest.assign(fire_pair=ds.manifest["pair_id"].str[:3])
+    assert m.groupby("cluster")["split"].nunique().max() == 1
+    assert set(m.loc[m["fire_pair"].isin(["S02", "P01"]), "cluster"]) == {"P01+S02"}
+    assert set(m.loc[m["fire_pair"] == "S01", "cluster"]) == {"S01"}

@@ -83,3 +83,21 @@ def test_point_errors_through_a_field():
     fixed_xy = np.array([[10.0, 10.0], [20.0, 5.0]])
     np.testing.assert_allclose(point_errors(field, fixed_xy, fixed_xy + [3.0, -2.0]), [0.0, 0.0], atol=1e-9)
     np.testing.assert_allclose(point_errors(field, fixed_xy, fixed_xy + [6.0, 2.0]), [5.0, 5.0])  # 3-4-5 triangle
+
+
+def test_moving_to_fixed_inverts_a_smooth_nonlinear_field():
+    """map_points_to_fixed solves q + u(q) = m (SuperRetina's direction needs the inverse of the pull-back map)."""
+    from pcreg.evaluation.fire_protocol import directional_point_errors, map_points_to_fixed
+    from pcreg.warp import map_points
+
+    yy, xx = np.mgrid[:64, :64].astype(np.float64)
+    field = np.stack([3.0 * np.sin(xx / 11.0) + 1.0, 2.0 * np.cos(yy / 9.0) - 2.0]).astype(np.float32)
+    fixed_xy = np.array([[20.0, 30.0], [40.5, 12.25], [33.0, 45.0]])
+    moving_xy = map_points(field, fixed_xy)
+    np.testing.assert_allclose(map_points_to_fixed(field, moving_xy), fixed_xy, atol=1e-4)
+    np.testing.assert_allclose(directional_point_errors(field, fixed_xy, moving_xy, "moving_to_fixed"), 0, atol=1e-4)
+    # A landmark off by (3, 4) in the moving image: forward error exactly 5; inverse error = the pull-back of it.
+    off = moving_xy + [3.0, 4.0]
+    np.testing.assert_allclose(directional_point_errors(field, fixed_xy, off, "fixed_to_moving"), 5.0)
+    back = directional_point_errors(field, fixed_xy, off, "moving_to_fixed")
+    assert np.all(back > 2.0) and not np.allclose(back, 5.0, atol=0.05)

@@ -150,3 +150,30 @@ def test_example_config_pairs(tmp_path: Path) -> None:
                                       "fractions": {"train": 0.5, "val": 0.0, "test": 0.5}}, "x")
     ds = PreparedDataset(folder.prepare(tmp_path / "out", "example", params, 0))
     assert len(ds.manifest) >= 4 and ds.meta["has_landmarks"]
+
+
+def test_truncated_jpeg_is_refused(tmp_path: Path) -> None:
+    """OpenCV decodes a truncated JPEG with grey rows and only warns: the suite must refuse it by name."""
+    import cv2
+
+    src = make_pairs(tmp_path / "pairs")
+    (src / "fixed" / "a.png").unlink()
+    img = (255 * _blob(64, 64, 26, 22)).astype(np.uint8)
+    ok, buf = cv2.imencode(".jpg", img)
+    assert ok
+    data = buf.tobytes()
+    (src / "fixed" / "a.jpg").write_bytes(data[: len(data) * 2 // 3])
+    assert cv2.imread(str(src / "fixed" / "a.jpg")) is not None  # the hazard: OpenCV accepts it
+    with pytest.raises(UserError, match=r"a\.jpg: truncated or corrupt JPEG") as info:
+        folder.prepare(tmp_path / "out", "mine", _params(src), 0)
+    assert "\n" not in str(info.value)
+    (src / "fixed" / "a.jpg").write_bytes(data)  # the complete file is accepted
+    folder.prepare(tmp_path / "out", "mine", _params(src), 0)
+
+
+def test_non_numeric_landmark_names_file_row_and_column(tmp_path: Path) -> None:
+    src = make_pairs(tmp_path / "pairs")
+    (src / "landmarks" / "a.csv").write_text("fixed_x,fixed_y,moving_x,moving_y\n26,22,30,20\n10.5,4O,14.5,38\n")
+    with pytest.raises(UserError, match=r"a\.csv: row 3 .*column fixed_y: '4O' is not a finite number") as info:
+        folder.prepare(tmp_path / "out", "mine", _params(src), 0)
+    assert "\n" not in str(info.value)

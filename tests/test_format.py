@@ -44,3 +44,20 @@ def test_incomplete_split_is_rejected(tmp_path):
                       split_sizes={"train": 1, "val": 0, "test": 0}, has_field=False)
     with pytest.raises(ValueError, match="0 of 1"):
         w.close()
+
+
+def test_cluster_column_defaults_and_old_manifests_still_load(tmp_path):
+    """The independent unit: given, else the sequence, else the pair id; manifests without the column load."""
+    import pandas as pd
+
+    root = tmp_path / "ds"
+    with DatasetWriter(root, name="t", dataset_type="unit", image_shape=(4, 4),
+                       split_sizes={"train": 0, "val": 0, "test": 3}, has_field=False) as w:
+        img = np.zeros((4, 4), np.float32)
+        w.add("test", "a_y0_x0", img, img, cluster="A")
+        w.add("test", "s1-f0", img, img, sequence="s1")
+        w.add("test", "lone", img, img)
+    assert PreparedDataset(root).split("test").manifest["cluster"].tolist() == ["A", "s1", "lone"]
+    manifest = pd.read_csv(root / "manifest.csv").drop(columns="cluster")  # prepared before the column existed
+    manifest.to_csv(root / "manifest.csv", index=False)
+    assert PreparedDataset(root).split("test").manifest["cluster"].tolist() == ["a_y0_x0", "s1", "lone"]

@@ -113,3 +113,22 @@ def test_a_bad_pair_in_a_batch_fails_alone():
     results = run_method_batch(_BatchShift(), moving, fixed)
     assert [r.failed for r in results] == [False, True, False]
     assert "bad pair" in results[1].reason and np.array_equal(results[1].image, moving[1])
+
+
+class _Constant(Method):
+    name = "unit_constant"
+    outputs_field = False
+
+    def register(self, moving, fixed):
+        return Registration(image=np.full_like(fixed, 0.42))  # what an undertrained network can output
+
+
+def test_a_constant_output_is_a_failure_with_a_reason():
+    """A constant registered image used to be scored failed = False with NCC left blank (n silently smaller)."""
+    moving, fixed = np.random.default_rng(4).random((2, 8, 8)).astype(np.float32)
+    out = run_method(_Constant(), moving, fixed)
+    assert out.failed and "degenerate output" in out.reason and "constant" in out.reason
+    assert np.array_equal(out.image, moving)  # the identity fallback, like every failure
+    # A constant moving image (the audit's blank input) legitimately gives a constant output.
+    blank = np.full((8, 8), 0.3, np.float32)
+    assert not run_method(build_method("identity"), blank, fixed).failed

@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from pcreg.metrics import epe, folding_and_sdlogj, jacobian_determinant, psnr, ssim, tre
+from pcreg.metrics import epe, folding_and_sdlogj, jacobian_determinant, psnr, recoverable_mask, ssim, tre
 from pcreg.warp import field_from_matrix, shift_field
 
 
@@ -60,7 +60,19 @@ def test_epe_hand_checked():
     assert epe(gt, gt) == 0.0
     half = gt.copy()
     half[:, :4] += np.array([3.0, 4.0], np.float32)[:, None, None]  # wrong on half the pixels
-    assert epe(half, gt) == pytest.approx(2.5)
+    assert epe(half, gt, mask=np.ones((8, 8), bool)) == pytest.approx(2.5)
+
+
+def test_epe_ignores_pixels_whose_source_is_outside_the_moving_image():
+    """u_gt = (dy, dx) = (2, 1) on 8x8: p + u_gt(p) is inside for rows 0..5 and columns 0..6 only."""
+    gt = shift_field((8, 8), dx=1.0, dy=2.0)
+    mask = recoverable_mask(gt)
+    assert mask.sum() == 6 * 7 and mask[:6, :7].all()
+    est = gt.copy()
+    est[:, 6:, :] += 100.0  # huge errors only where nothing can be recovered: they must not count
+    assert epe(est, gt) == pytest.approx(0.0)
+    est[:, :3, :] += np.array([3.0, 4.0], np.float32)[:, None, None]  # rows 0..2 wrong by 5 px
+    assert epe(est, gt) == pytest.approx(5.0 * 3 * 7 / 42)
 
 
 def test_tre_hand_checked():

@@ -126,3 +126,82 @@ def test_dry_run_lists_the_conditional_tables(tmp_path):
     assert "results/tables/table3_orpam.md" in out and "results/tables/table3_fundus.md" not in out
     assert "results/tables/ablation_fundus.md" in out and "results/tables/ablation_orpam.md" not in out
     assert "results/fundus/identity_abl/audit.csv" in out
+
+
+@pytest.mark.slow
+def test_changing_a_folder_image_re_prepares_and_rescores(tmp_path):
+    """Issue 12 item 11: prepare depends on the folder's files, not only on the config."""
+    import os
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "examples" / "folder-pairs", src)
+    config = {"seed": 0, "shards": 1, "device": "cpu",
+              "datasets": {"mine": {"type": "folder", "params": {"path": str(src), "image_size": [64, 64]}}},
+              "methods": {"identity": {"group": "reference"}, "sift": {"group": "traditional"}}}
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    work = tmp_path / "work"
+    targets = ["results/mine/identity/pairs.csv", "results/mine/sift/pairs.csv"]
+    first = run_snakemake(work, *targets, "--cores", "1", "--configfile", str(cfg))
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = pd.read_csv(work / targets[0]).set_index("pair_id")
+    assert before.loc["pair01", "ncc"] < 0.99
+    # Replace a moving image by its fixed image, keeping an OLD modification time (as cp -p or a restore would).
+    moving = src / "moving" / "pair01.png"
+    old = moving.stat()
+    shutil.copyfile(src / "fixed" / "pair01.png", moving)
+    os.utime(moving, ns=(old.st_atime_ns, old.st_mtime_ns - 10**9))
+    second = run_snakemake(work, *targets, "--cores", "1", "--configfile", str(cfg))
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "rule prepare:" in second.stderr and "rule evaluate:" in second.stderr
+    after = pd.read_csv(work / targets[0]).set_index("pair_id")
+    assert after.loc["pair01", "ncc"] == pytest.approx(1.0)  # identity on a pair of two equal images
+    assert (pd.read_csv(work / targets[1])["ncc"].notna()).all()
+    # Nothing changed since: nothing reruns.
+    third = run_snakemake(work, *targets, "--cores", "1", "--configfile", str(cfg))
+    assert third.returncode == 0 and "Nothing to be done" in third.stdout + third.stderr
+
+
+@pytest.mark.slow
+def test_after_kill_9_unlock_then_rerun_completes(tmp_path):
+    """Issue 12 item 14: a killed Snakemake leaves its lock; the failing job path and README give the way out."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = {"seed": 0, "shards": 1, "device": "cpu",
+              "datasets": {"mine": {"type": "folder", "params": {"path": str(ROOT / "examples" / "folder-pairs"),
+                                                                  "image_size": [64, 64]}}},
+              "methods": {"identity": {"group": "reference"}}}
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    work = tmp_path / "work"
+    args = ["results/mine/identity/pairs.csv", "--cores", "1", "--configfile", str(cfg)]
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
+                             str(work), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    locks = work / ".snakemake" / "locks"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (locks.is_dir() and any(locks.iterdir())):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # only the process group started here
+    proc.wait()
+    locked = run_snakemake(work, *args)
+    assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
+    assert run_snakemake(work, *args, "--unlock").returncode == 0
+    done = run_snakemake(work, *args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (work / "results" / "mine" / "identity" / "pairs.csv").is_file()
+
+
+def test_a_failed_job_prints_the_resume_and_unlock_hint(tmp_path):
+    config = {"datasets": {"mine": {"type": "folder", "params": {"path": str(tmp_path / "missing")}}},
+              "methods": {"identity": {"group": "reference"}}}
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    failed = run_snakemake(tmp_path / "work", "data/mine/dataset.json", "--cores", "1", "--configfile", str(cfg))
+    assert failed.returncode != 0
+    assert "Rerunning the same command resumes" in failed.stderr and "--unlock" in failed.stderr

@@ -23,6 +23,8 @@ evaluated with the standard FIRE protocol (:mod:`pcreg.evaluation.fire_protocol`
 every pair goes to ``test`` (the protocol's full set); with other fractions,
 pairs are split per category by :func:`split_pairs`, the same rule and seed as
 ``fire-reg-256``, so the two datasets put the same pairs in the same splits.
+Pairs that share a photograph (compared by file content) are split together
+and share one ``cluster`` (the statistics' independent unit).
 """
 
 from __future__ import annotations
@@ -168,24 +170,85 @@ def read_mask(root: Path, shape: tuple[int, int]) -> np.ndarray | None:
     return resample(read_gray(path), shape) > 0.5
 
 
-def split_pairs(pairs: list[FirePair], fractions: dict[str, float], seed: int) -> dict[str, str]:
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def image_components(pairs: list[FirePair]) -> dict[str, str]:
+    """Pair id -> id of its group of pairs linked by a shared photograph (same file content).
+
+    FIRE has 129 images in 134 pairs: some photographs appear in two pairs
+    (under different names), so those pairs are not independent. Images are
+    compared by SHA-256 of the file's bytes, not by name; pairs sharing an image
+    (transitively) form one group, named by its member ids joined with ``+``
+    (a pair without shared images is its own group, named by its id).
+    """
+    parent = {p.pair_id: p.pair_id for p in pairs}
+
+    def find(a: str) -> str:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    owner: dict[str, str] = {}
+    for p in pairs:
+        for path in (p.fixed_path, p.moving_path):
+            digest = _sha256(path)
+            if digest in owner:
+                parent[find(p.pair_id)] = find(owner[digest])
+            else:
+                owner[digest] = p.pair_id
+    members: dict[str, list[str]] = {}
+    for p in pairs:
+        members.setdefault(find(p.pair_id), []).append(p.pair_id)
+    names = {root: "+".join(sorted(ids)) for root, ids in members.items()}
+    return {p.pair_id: names[find(p.pair_id)] for p in pairs}
+
+
+def split_pairs(
+    pairs: list[FirePair], fractions: dict[str, float], seed: int, groups: dict[str, str] | None = None
+) -> dict[str, str]:
     """Pair id -> split, drawn per category with ``seed`` (train and val rounded, test takes the rest).
 
-    Splitting whole pairs keeps every image pair in one split, so no image
-    contributes to two splits (unlike a patch-level split).
+    The unit drawn is a group of pairs sharing a photograph (:func:`image_components`),
+    so no photograph (and no image pair) contributes to two splits. A group
+    belongs to the category of its first pair in S, P, A order; groups are
+    shuffled per category and assigned to train until it holds its share of
+    the category's pairs, then to val, then test (with no shared photographs
+    this is a shuffle of pair ids cut by the rounded shares). ``groups``: pair
+    id -> group id, computed from the image files when not given.
     """
     total = sum(fractions.get(s, 0.0) for s in SPLITS)
     if total <= 0:
         raise UserError("split fractions sum to 0; give at least one split a positive share")
+    group_of = image_components(pairs) if groups is None else groups
+    category = {p.pair_id: p.category for p in pairs}
+    rank_of = {c: i for i, c in enumerate(CATEGORIES)}
+    groups: dict[str, list[str]] = {}
+    for pid in sorted(group_of):
+        groups.setdefault(group_of[pid], []).append(pid)
     out: dict[str, str] = {}
-    for k, cat in enumerate(CATEGORIES):
-        ids = sorted(p.pair_id for p in pairs if p.category == cat)
+    for k in range(len(CATEGORIES)):
+        mine = sorted(g for g, ids in groups.items()
+                      if min((rank_of[category[i]], i) for i in ids)[0] == k)
         rng = np.random.default_rng([seed, k])
-        ids = [ids[i] for i in rng.permutation(len(ids))]
-        n_train = math.floor(len(ids) * fractions.get("train", 0.0) / total + 0.5)
-        n_val = min(len(ids) - n_train, math.floor(len(ids) * fractions.get("val", 0.0) / total + 0.5))
-        for rank, pid in enumerate(ids):
-            out[pid] = "train" if rank < n_train else "val" if rank < n_train + n_val else "test"
+        mine = [mine[i] for i in rng.permutation(len(mine))]
+        n = sum(len(groups[g]) for g in mine)
+        n_train = math.floor(n * fractions.get("train", 0.0) / total + 0.5)
+        n_val = min(n - n_train, math.floor(n * fractions.get("val", 0.0) / total + 0.5))
+        taken = 0
+        for g in mine:
+            split = "train" if taken < n_train else "val" if taken < n_train + n_val else "test"
+            for pid in groups[g]:
+                out[pid] = split
+            taken += len(groups[g])
     return out
 
 
@@ -224,7 +287,8 @@ def prepare(root: Path, name: str, params: dict, seed: int) -> Path:
     """Whole FIRE pairs resized to ``image_size``; landmarks in dataset pixels, ``original_scale`` recorded."""
     fire_root = locate(params)
     pairs = list_pairs(fire_root, params["exclude_pairs"])
-    split_of = split_pairs(pairs, params["fractions"], seed)
+    group_of = image_components(pairs)
+    split_of = split_pairs(pairs, params["fractions"], seed, group_of)
     size = params["image_size"]
     counts = {s: sum(1 for v in split_of.values() if v == s) for s in SPLITS}
     orig = image_width(pairs[0].fixed_path)
@@ -240,6 +304,7 @@ def prepare(root: Path, name: str, params: dict, seed: int) -> Path:
                     continue
                 moving, fixed = load_pair(pair, params["color"], orig)
                 writer.add(split, pair.pair_id, resample(moving, (size, size)), resample(fixed, (size, size)),
-                           category=pair.category, fixed_xy=to_dataset_xy(pair.fixed_xy, scale),
+                           category=pair.category, cluster=group_of[pair.pair_id],
+                           fixed_xy=to_dataset_xy(pair.fixed_xy, scale),
                            moving_xy=to_dataset_xy(pair.moving_xy, scale))
     return Path(root)

@@ -18,9 +18,10 @@ this is the rule used here, fixed and documented (docs/DATASETS.md):
    is stored in patch coordinates: ``patch_xy = dataset_xy - (x0, y0)`` with
    ``dataset_xy = (orig_xy + 0.5) / s - 0.5``, ``s = 2912 / working_size``
    (``original_scale``). :func:`patch_to_original` inverts it.
-5. Splits are drawn per whole FIRE pair (by category, with the seed;
-   :func:`pcreg.datasets.fire.split_pairs`), so no image pair contributes
-   patches to two splits. ``split_by: patch`` draws the split over patches
+5. Splits are drawn per group of FIRE pairs that share a photograph (by
+   file content; by category, with the seed; :func:`pcreg.datasets.fire.split_pairs`),
+   so no photograph contributes patches to two splits. The group is each
+   patch's ``cluster`` (the statistics' independent unit). ``split_by: patch`` draws the split over patches
    instead, like a random patch-level split; it leaks (overlapping patches of
    one image pair end up in train and test) and warns.
 
@@ -56,7 +57,8 @@ PARAMS_SCHEMA = {
         "min_fov_fraction": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.9,
                              "description": "Keep a window if this share of it is inside the field-of-view mask."},
         "split_by": {"type": "string", "enum": ["pair", "patch"], "default": "pair",
-                     "description": "pair: no image pair in two splits; patch: paper-style random split (leaks)."},
+                     "description": "pair: no photograph in two splits (pairs sharing one are split together); "
+                                    "patch: paper-style random split (leaks)."},
         "fractions": fire._fractions_schema({"train": 0.8, "val": 0.1, "test": 0.1}),
     },
 }
@@ -130,12 +132,14 @@ def prepare(root: Path, name: str, params: dict, seed: int) -> Path:
 
     # Split of every (pair, window), decided before any image is read (the writer needs split sizes).
     items = [(p, x0, y0) for p in pairs for (x0, y0) in wins]
+    group_of = fire.image_components(pairs)
     if params["split_by"] == "pair":
-        of_pair = fire.split_pairs(pairs, params["fractions"], seed)
+        of_pair = fire.split_pairs(pairs, params["fractions"], seed, group_of)
         labels = [of_pair[p.pair_id] for p, _, _ in items]
     else:
-        warnings.warn("fire-reg-256 with split_by: patch puts overlapping patches of one image pair in train and "
-                      "test: scores are optimistic (leakage); use split_by: pair for honest numbers", stacklevel=2)
+        warnings.warn("fire-reg-256 with split_by: patch puts overlapping patches of one image pair (and one "
+                      "photograph) in train and test: scores are optimistic (leakage); use split_by: pair for "
+                      "honest numbers", stacklevel=2)
         labels = _patch_splits(len(items), params["fractions"], seed)
     counts = {s: labels.count(s) for s in SPLITS}
     spec = {"source": params["source_dir"] or params["url"], "original_size": orig,
@@ -158,5 +162,6 @@ def prepare(root: Path, name: str, params: dict, seed: int) -> Path:
                 fk, mk = landmarks_in_patch(f_xy, m_xy, x0, y0, patch)
                 writer.add(split, patch_id(p.pair_id, x0, y0), moving[y0:y0 + patch, x0:x0 + patch],
                            fixed[y0:y0 + patch, x0:x0 + patch], category=p.category,
+                           cluster=group_of[p.pair_id],
                            fixed_xy=fk if len(fk) else None, moving_xy=mk if len(mk) else None)
     return Path(root)

@@ -87,14 +87,44 @@ PARAMS_SCHEMA = {
 
 
 # ---------------------------------------------------------------------------------------------- image input
-def read_gray(path: str | Path, color: str = "luma") -> np.ndarray:
-    """Read an 8/16-bit grayscale or RGB(A) image as float32 ``(H, W)`` in [0, 1] (see module docstring)."""
+JPEG_EXTS = (".jpg", ".jpeg")
+_JPEG_EOI = b"\xff\xd9"
+
+
+def check_jpeg_complete(path: Path) -> None:
+    """Refuse a truncated JPEG: the file must end with the end-of-image marker ``FF D9``.
+
+    OpenCV decodes a truncated JPEG anyway (grey rows, a warning only), so the
+    check is on the bytes. Trailing padding (NUL, whitespace) some writers add is
+    allowed; inside entropy-coded data ``FF`` is always stuffed, so ``FF D9`` can
+    only be the real end marker.
+    """
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        f.seek(max(0, size - 4096))
+        tail = f.read().rstrip(b"\x00 \t\r\n")
+    if not tail.endswith(_JPEG_EOI):
+        raise UserError(f"{path}: truncated or corrupt JPEG (no end-of-image marker FF D9); "
+                        "re-copy or re-export the file")
+
+
+def _imread(path: Path) -> np.ndarray:
+    """``cv2.imread(..., IMREAD_UNCHANGED)`` with one-line errors for unreadable or truncated files."""
     import cv2
 
-    path = Path(path)
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise UserError(f"cannot read image {path} (not an image OpenCV can decode, or unreadable)")
+    if path.suffix.lower() in JPEG_EXTS:
+        check_jpeg_complete(path)
+    return img
+
+
+def read_gray(path: str | Path, color: str = "luma") -> np.ndarray:
+    """Read an 8/16-bit grayscale or RGB(A) image as float32 ``(H, W)`` in [0, 1] (see module docstring)."""
+    path = Path(path)
+    img = _imread(path)
     if img.dtype == np.uint8:
         img = img.astype(np.float32) / 255.0
     elif img.dtype == np.uint16:
@@ -209,9 +239,17 @@ def read_landmarks(path: Path) -> tuple[np.ndarray, np.ndarray]:
     missing = [c for c in LANDMARK_HEADER if c not in df.columns]
     if missing:
         raise UserError(f"{path}: missing column(s) {', '.join(missing)}; expected header {','.join(LANDMARK_HEADER)}")
-    arr = df[LANDMARK_HEADER].to_numpy(np.float64)
-    if not np.isfinite(arr).all():
-        raise UserError(f"{path}: non-numeric or missing landmark coordinates")
+    cols = []
+    for col in LANDMARK_HEADER:
+        values = pd.to_numeric(df[col], errors="coerce").to_numpy(np.float64)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            row = int(bad[0])
+            # Row numbers as a spreadsheet shows them: the header is line 1, data start at line 2.
+            raise UserError(f"{path}: row {row + 2} (line of the file), column {col}: "
+                            f"{df[col].iloc[row]!r} is not a finite number")
+        cols.append(values)
+    arr = np.stack(cols, axis=1) if len(df) else np.zeros((0, 4))
     return arr[:, :2], arr[:, 2:]
 
 
@@ -262,15 +300,13 @@ def prepare(root: Path, name: str, params: dict, seed: int) -> Path:
     pairs = find_pairs(src, params)
     split_of = assign_splits([p.name for p in pairs], params["fractions"], seed)
 
-    # Check every image up front so a bad file fails before anything is written.
-    import cv2
-
+    # Check every image (and landmark file) up front so a bad file fails before anything is written.
     shapes = {}
     for p in pairs:
+        if p.landmarks is not None:
+            read_landmarks(p.landmarks)
         for label, path in (("moving", p.moving), ("fixed", p.fixed)):
-            img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-            if img is None:
-                raise UserError(f"cannot read image {path} (not an image OpenCV can decode, or unreadable)")
+            img = _imread(path)
             shapes[(p.name, label)] = img.shape[:2]
         if shapes[(p.name, "moving")] != shapes[(p.name, "fixed")]:
             raise UserError(f"folder dataset: size mismatch in pair {p.name!r}: moving {p.moving.name} is "

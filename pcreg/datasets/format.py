@@ -3,7 +3,7 @@
 A prepared dataset is a directory::
 
     <root>/dataset.json           metadata: name, type, image_shape, split sizes, flags, spec
-    <root>/manifest.csv           one row per pair: pair_id, split, index, category, sequence, frame
+    <root>/manifest.csv           one row per pair: pair_id, split, index, category, sequence, frame, cluster
     <root>/<split>/moving.npy     (N, H, W) float32 in [0, 1], read memory-mapped
     <root>/<split>/fixed.npy      (N, H, W) float32 in [0, 1], read memory-mapped
     <root>/<split>/field.npy      (N, 2, H, W) float32 ground-truth pull-back field (optional)
@@ -25,7 +25,11 @@ background. ``name`` says what the feature is (``microaneurysm``, ``exudate``,
 ``vessel_segment``...).
 
 ``index`` is the row of the pair in its split's arrays; manifest order within a
-split is index order. Arrays are written row by row straight to their files
+split is index order. ``cluster`` names the pair's independent unit for the
+statistics (pairs of one cluster share source pixels: patches of one FIRE
+pair, frames of one sequence, overlapping synthetic regions); by default the
+pair's ``sequence`` or, without one, its ``pair_id``. Datasets prepared before
+the column existed load with that default. Arrays are written row by row straight to their files
 (:class:`pcreg.streaming.NpyRowWriter`), so datasets larger than memory stream
 to disk with memory bounded by one pair, and the whole directory is
 written under a temporary name and renamed at the end, so an interrupted
@@ -47,7 +51,7 @@ from pcreg.streaming import NpyRowWriter
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
-MANIFEST_COLUMNS = ["pair_id", "split", "index", "category", "sequence", "frame"]
+MANIFEST_COLUMNS = ["pair_id", "split", "index", "category", "sequence", "frame", "cluster"]
 LANDMARK_COLUMNS = ["pair_id", "point", "fixed_x", "fixed_y", "moving_x", "moving_y"]
 LESION_COLUMNS = ["pair_id", "label", "kind", "name"]
 LESION_KINDS = ("moving_only", "fixed_only")
@@ -100,9 +104,10 @@ class PreparedDataset:
         if self.meta.get("format_version") != FORMAT_VERSION:
             raise UserError(f"{meta_path}: unsupported format_version {self.meta.get('format_version')!r}")
         self.manifest = pd.read_csv(self.root / "manifest.csv",
-                                    dtype={"pair_id": str, "category": str, "sequence": str})
+                                    dtype={"pair_id": str, "category": str, "sequence": str, "cluster": str})
         for col in ("category", "sequence"):
             self.manifest[col] = self.manifest[col].fillna("")
+        self.manifest["cluster"] = default_clusters(self.manifest)
         lm_path = self.root / "landmarks.csv"
         self._landmarks = pd.read_csv(lm_path, dtype={"pair_id": str}) if lm_path.is_file() else None
         les_path = self.root / "lesions.csv"
@@ -151,6 +156,14 @@ class PreparedDataset:
                 kinds[r.pair_id][int(r.label)] = (r.kind, r.name)
             split.lesion_kinds = kinds
         return split
+
+
+def default_clusters(manifest: pd.DataFrame) -> pd.Series:
+    """The ``cluster`` column with gaps filled: the pair's ``sequence``, else its ``pair_id``."""
+    given = manifest["cluster"] if "cluster" in manifest else pd.Series("", index=manifest.index)
+    given = given.fillna("").astype(str)
+    fallback = manifest["sequence"].where(manifest["sequence"] != "", manifest["pair_id"])
+    return given.where(given != "", fallback)
 
 
 class DatasetWriter:
@@ -223,6 +236,7 @@ class DatasetWriter:
         category: str = "",
         sequence: str = "",
         frame: int | None = None,
+        cluster: str = "",
         fixed_xy: np.ndarray | None = None,
         moving_xy: np.ndarray | None = None,
         lesions: tuple[np.ndarray, np.ndarray, dict[int, tuple[str, str]]] | None = None,
@@ -231,6 +245,7 @@ class DatasetWriter:
 
         ``lesions`` = ``(labels_moving, labels_fixed, {label: (kind, name)})`` (see the module docstring);
         required when the dataset was opened with ``has_lesions``.
+        ``cluster``: the pair's independent unit for the statistics (default: ``sequence``, else ``pair_id``).
         """
         i = self._count[split]
         if i >= self.split_sizes[split]:
@@ -257,7 +272,7 @@ class DatasetWriter:
                 self._lesions.append({"pair_id": pair_id, "label": int(label), "kind": kind, "name": what})
         self._rows.append(
             {"pair_id": pair_id, "split": split, "index": i, "category": category, "sequence": sequence,
-             "frame": "" if frame is None else int(frame)}
+             "frame": "" if frame is None else int(frame), "cluster": cluster or sequence or pair_id}
         )
         if fixed_xy is not None and moving_xy is not None:
             for k, (f, m) in enumerate(zip(np.asarray(fixed_xy), np.asarray(moving_xy))):

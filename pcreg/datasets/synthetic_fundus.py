@@ -301,7 +301,9 @@ def prepare(root: Path, name: str, params: dict, seed: int) -> Path:
                 pair = make_pair(rng, category, image_size=size, crop_px=params["crop_px"],
                                  quadrants=SPLIT_QUADRANTS[split], n_landmarks=params["landmarks"],
                                  features=features)
+                # cluster: pairs whose region centres fall in one crop_px cell of the source overlap (stats unit)
+                cell = (np.asarray(pair["source_center"]) // params["crop_px"]).astype(int)
                 writer.add(split, f"{split}-{i:05d}", pair["moving"], pair["fixed"], field=pair["field"],
                            category=category, fixed_xy=pair["fixed_xy"], moving_xy=pair["moving_xy"],
-                           lesions=pair["lesions"])
+                           lesions=pair["lesions"], cluster=f"{split}-r{cell[0]}c{cell[1]}")
     return root

@@ -22,13 +22,28 @@ from pcreg.evaluation import audit
 
 def _subset(data_root: Path, n_pairs: int | None, seed: int
             ) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
-    """Audited test pairs: moving, fixed, pair ids and temporal sequences (donors come from other sequences)."""
+    """Audited test pairs: moving, fixed, pair ids and clusters (donors come from other clusters: no shared
+    source region, sequence or photograph with the fixed image)."""
     test = PreparedDataset(data_root).split("test")
     idx = audit.select_pairs(len(test), n_pairs, seed)
     moving = np.stack([np.asarray(test.moving[i], np.float32) for i in idx])
     fixed = np.stack([np.asarray(test.fixed[i], np.float32) for i in idx])
-    sequences = [str(test.manifest.at[int(i), "sequence"]) for i in idx]
-    return moving, fixed, [test.pair_ids[i] for i in idx], sequences
+    clusters = [str(test.manifest.at[int(i), "cluster"]) for i in idx]
+    return moving, fixed, [test.pair_ids[i] for i in idx], clusters
+
+
+def _geometry(data_root: Path, n_pairs: int | None, seed: int) -> audit.Geometry | None:
+    """Error of a field against audited pair ``i``'s ground truth: EPE with a ground-truth field, else TRE."""
+    from pcreg import metrics
+
+    test = PreparedDataset(data_root).split("test")
+    idx = audit.select_pairs(len(test), n_pairs, seed)
+    if test.field is not None:
+        return lambda i, field: metrics.epe(field, np.asarray(test.field[idx[i]], np.float32))
+    marks = [test.landmarks_of(test.pair_ids[j]) for j in idx]
+    if not any(m is not None for m in marks):
+        return None
+    return lambda i, field: metrics.tre(field, *marks[i]) if marks[i] is not None else float("nan")
 
 
 def audit_run(data_root: Path, spec: dict[str, Any], out_csv: Path, *, n_pairs: int | None, seed: int,
@@ -38,16 +53,17 @@ def audit_run(data_root: Path, spec: dict[str, Any], out_csv: Path, *, n_pairs: 
     from pcreg.methods.runner import load_method
 
     method = load_method(spec, seed=seed, threads=threads, device=device, model_dir=model_dir)
-    moving, fixed, ids, sequences = _subset(data_root, n_pairs, seed)
+    moving, fixed, ids, clusters = _subset(data_root, n_pairs, seed)
 
-    def register(mov: np.ndarray, fix: np.ndarray) -> np.ndarray:
-        return run_method(method, mov, fix).image
+    def register(mov: np.ndarray, fix: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        result = run_method(method, mov, fix)
+        return result.image, result.field
 
     missing: set[tuple[str, str]] = set()
     if method.wants_pair_ids:  # outputs made elsewhere: each audit input is looked up by its name
         register = _named_register(method, data_root, n_pairs, seed, blank, missing)
     df = audit.audit_pairs(register, moving, fixed, seed, method=spec.get("id", spec["method"]), pair_ids=ids,
-                           blank=blank, groups=sequences)
+                           blank=blank, groups=clusters, geometry=_geometry(data_root, n_pairs, seed))
     if missing:  # no output for that input: not scored (rather than scored as the identity fallback)
         gone = [(p, c) in missing for p, c in zip(df["pair_id"], df["condition"])]
         df.loc[gone, list(audit.METRICS)] = np.nan
@@ -72,20 +88,21 @@ def _named_register(method: Any, data_root: Path, n_pairs: int | None, seed: int
     cases = case_names(data_root, n_pairs, seed, blank)
     has_output = getattr(method, "has_output", lambda _pair_id: True)
 
-    def register(mov: np.ndarray, fix: np.ndarray) -> np.ndarray:
+    def register(mov: np.ndarray, fix: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         case = cases.get(input_key(mov, fix))
         if case is None:  # the audit changed its conditions without audit_inputs following
             raise UserError("audit input not among pcreg.evaluation.audit_inputs.audit_cases: "
                             "the two modules are out of step")
         if not has_output(case.audit_id):
             missing.add((case.pair_id, case.condition))
-        return run_method(method, mov, fix, case.audit_id).image
+        result = run_method(method, mov, fix, case.audit_id)
+        return result.image, result.field
 
     return register
 
 
 def oracle_rows(data_root: Path, *, n_pairs: int | None, seed: int, blank: str = "mean") -> pd.DataFrame:
     """The fixed-copy oracle on the same pairs and donors as :func:`audit_run`."""
-    moving, fixed, ids, sequences = _subset(data_root, n_pairs, seed)
+    moving, fixed, ids, clusters = _subset(data_root, n_pairs, seed)
     return audit.audit_pairs(audit.fixed_copy, moving, fixed, seed, method=audit.ORACLE, pair_ids=ids, blank=blank,
-                             groups=sequences)
+                             groups=clusters)

@@ -2,11 +2,19 @@
 
 Writes, in the method's result directory:
 
-- ``pairs.csv``: one row per test pair in manifest order with ``pair_id, category,
-  ncc, ssim, psnr, tre_px, tre_orig_px, epe_px, folding_pct, sdlogj, kept, invented,
-  runtime_s, failed, reason``; a metric that does not apply is left empty (no landmarks, no
-  ground-truth field, or an image-output method for the geometric columns; ``kept`` and
-  ``invented`` (:mod:`pcreg.evaluation.fidelity`) only where the dataset has content-fidelity masks);
+- ``pairs.csv``: one row per test pair in manifest order (columns :data:`PAIR_COLUMNS`);
+  a metric that does not apply is left empty (no landmarks, no ground-truth
+  field, or an image-output method for the geometric columns). ``cluster`` is
+  the pair's independent unit for the statistics (from the manifest),
+  ``n_landmarks`` its number of landmarks (0: none; FIRE AUC uses pairs with
+  landmarks only). ``ssim`` is the Gaussian 11x11 SSIM of Wang et al.,
+  ``ssim_uniform7`` scikit-image's 7x7 uniform one. ``tre_*`` maps the fixed
+  landmarks into the moving image (the suite's direction), ``tre_m2f_*`` the
+  moving landmarks into the fixed image (SuperRetina's); ``*_median``/``*_max``
+  are the per-pair median / largest point error at the original resolution
+  (FIRE's inaccurate rule). ``epe_px`` averages over pixels whose ground-truth
+  source lies inside the moving image; ``kept`` and ``invented``
+  (:mod:`pcreg.evaluation.fidelity`) only where the dataset has content-fidelity masks;
 - ``registered.npy``: the registered test images ``(N, H, W)`` float32, in manifest order;
 - ``fields.npy``: the displacement fields ``(N, 2, H, W)`` float32 (field methods only).
 
@@ -31,13 +39,16 @@ from tqdm import tqdm
 
 from pcreg import metrics
 from pcreg.datasets.format import PreparedDataset
+from pcreg.evaluation import fire_protocol
 from pcreg.evaluation.fidelity import pair_fidelity
 from pcreg.methods.runner import shard_array_paths
 from pcreg.streaming import NpyRowWriter, iter_blocks, npy_layout, read_rows
 
 PAIR_COLUMNS = [
-    "pair_id", "category", "ncc", "ssim", "psnr", "tre_px", "tre_orig_px", "epe_px",
-    "folding_pct", "sdlogj", "kept", "invented", "runtime_s", "failed", "reason",
+    "pair_id", "category", "cluster", "n_landmarks", "ncc", "ssim", "ssim_uniform7", "psnr",
+    "tre_px", "tre_orig_px", "tre_orig_median_px", "tre_orig_max_px",
+    "tre_m2f_orig_px", "tre_m2f_orig_median_px", "tre_m2f_orig_max_px",
+    "epe_px", "folding_pct", "sdlogj", "kept", "invented", "runtime_s", "failed", "reason",
 ]
 
 #: Pairs scored (and held in memory) at once.
@@ -115,15 +126,22 @@ def score_pair(
 ) -> dict[str, float]:
     """All per-pair metrics that apply; the others are NaN (written as empty cells)."""
     row = {
+        "n_landmarks": 0 if landmarks is None else len(landmarks[0]),
         "ncc": metrics.ncc(registered, fixed),
-        "ssim": metrics.ssim(registered, fixed),
+        "ssim": metrics.ssim_gaussian(registered, fixed),
+        "ssim_uniform7": metrics.ssim(registered, fixed),
         "psnr": metrics.psnr(registered, fixed),
-        "tre_px": np.nan, "tre_orig_px": np.nan, "epe_px": np.nan, "folding_pct": np.nan, "sdlogj": np.nan,
+        "tre_px": np.nan, "epe_px": np.nan, "folding_pct": np.nan, "sdlogj": np.nan,
     }
+    for prefix in ("tre_orig", "tre_m2f_orig"):
+        row[f"{prefix}_px"] = row[f"{prefix}_median_px"] = row[f"{prefix}_max_px"] = np.nan
     if field is not None:
-        if landmarks is not None:
+        if landmarks is not None and len(landmarks[0]):
             row["tre_px"] = metrics.tre(field, *landmarks)
-            row["tre_orig_px"] = row["tre_px"] * original_scale
+            for prefix, direction in (("tre_orig", "fixed_to_moving"), ("tre_m2f_orig", "moving_to_fixed")):
+                d = fire_protocol.directional_point_errors(field, *landmarks, direction) * original_scale
+                row[f"{prefix}_px"] = float(d.mean())
+                row[f"{prefix}_median_px"], row[f"{prefix}_max_px"] = float(np.median(d)), float(d.max())
         if gt_field is not None:
             row["epe_px"] = metrics.epe(field, gt_field)
         row["folding_pct"], row["sdlogj"] = metrics.folding_and_sdlogj(field)
@@ -154,7 +172,8 @@ def evaluate_method(data_root: Path, shard_files: Iterable[Path], out_dir: Path,
             moving = read_rows(folder / "moving.npy", a, b) if pairs.lesion_kinds is not None else None
             for k, i in enumerate(range(a, b)):
                 pid = pairs.manifest.at[i, "pair_id"]
-                row = {"pair_id": pid, "category": pairs.manifest.at[i, "category"]}
+                row = {"pair_id": pid, "category": pairs.manifest.at[i, "category"],
+                       "cluster": pairs.manifest.at[i, "cluster"]}
                 row.update(score_pair(registered[k], fixed[k], None if fields is None else fields[k],
                                       None if gt is None else gt[k], pairs.landmarks_of(pid),
                                       dataset.original_scale))

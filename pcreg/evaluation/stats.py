@@ -10,6 +10,13 @@ Missing values: ``NaN`` means "no value" (e.g. TRE for an image-output method)
 and is dropped. Infinite values are kept: PSNR is ``+inf`` for an output equal
 to the fixed image, and a mean over values containing ``+inf`` is ``+inf``.
 All randomness comes from the ``seed`` argument (the config's seed).
+
+Independent units. Pairs that share source pixels (overlapping patches of one
+FIRE pair, frames of one sequence) are not independent; given a ``cluster`` id
+per value, the bootstrap resamples whole clusters (:func:`cluster_bootstrap_ci`)
+and the paired test runs on per-cluster means of the paired values
+(:func:`wilcoxon_vs_reference` with ``cluster_col``). With one pair per cluster
+both reduce to the per-pair versions.
 """
 
 from __future__ import annotations
@@ -64,21 +71,73 @@ def bootstrap_ci(values: Iterable[float], n_boot: int, seed: int, alpha: float =
     return float(low), float(high)
 
 
-def summarize(values: Iterable[float], n_boot: int = 10000, seed: int = 0, alpha: float = 0.05) -> dict[str, float]:
-    """``mean``, ``std`` (sample, ddof=1), bootstrap ``ci_low``/``ci_high`` of the mean and ``n`` (non-NaN count).
+def cluster_bootstrap_ci(
+    values: Iterable[float], clusters: Iterable[object], n_boot: int, seed: int, alpha: float = 0.05
+) -> tuple[float, float]:
+    """Percentile-bootstrap CI of the mean over values when values come in dependent ``clusters``.
 
+    Each resample draws as many clusters as there are (with replacement,
+    ``numpy.random.default_rng(seed)``) and takes the mean of all values of the
+    drawn clusters (so the estimate is the pair-weighted mean, as reported). NaN
+    values are dropped first; a cluster left without values is not drawn.
+    Quantiles as in :func:`bootstrap_ci`.
+    """
+    x = np.asarray(values, dtype=np.float64).ravel()
+    c = np.asarray(list(clusters), dtype=object).ravel()
+    if c.shape != x.shape:
+        raise ValueError(f"{x.size} values but {c.size} cluster ids")
+    keep = ~np.isnan(x)
+    x, c = x[keep], c[keep]
+    if x.size == 0:
+        return float("nan"), float("nan")
+    if n_boot < 1:
+        raise ValueError("n_boot must be at least 1")
+    _, code = np.unique(c.astype(str), return_inverse=True)
+    k = int(code.max()) + 1
+    sums = np.bincount(code, weights=x, minlength=k)  # +inf values keep their cluster's sum at +inf
+    counts = np.bincount(code, minlength=k).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_boot, dtype=np.float64)
+    for start in range(0, n_boot, _BOOT_CHUNK):
+        stop = min(start + _BOOT_CHUNK, n_boot)
+        idx = rng.integers(0, k, size=(stop - start, k))
+        means[start:stop] = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
+    q = (alpha / 2, 1 - alpha / 2)
+    if np.all(np.isfinite(means)):
+        low, high = np.quantile(means, q)
+    else:
+        low = np.quantile(means, q[0], method="lower")
+        high = np.quantile(means, q[1], method="higher")
+    return float(low), float(high)
+
+
+def summarize(
+    values: Iterable[float], n_boot: int = 10000, seed: int = 0, alpha: float = 0.05,
+    clusters: Iterable[object] | None = None,
+) -> dict[str, float]:
+    """``mean``, ``std`` (sample, ddof=1), bootstrap ``ci_low``/``ci_high`` of the mean, ``n`` (non-NaN count)
+    and ``n_units`` (independent units among them: clusters, or ``n`` without ``clusters``).
+
+    With ``clusters`` the CI is a cluster bootstrap (:func:`cluster_bootstrap_ci`).
     ``std`` is NaN for fewer than two values or when values are infinite.
     """
-    x = _clean(values)
+    raw = np.asarray(values, dtype=np.float64).ravel()
+    x = _clean(raw)
     n = int(x.size)
     if n == 0:
         nan = float("nan")
-        return {"mean": nan, "std": nan, "ci_low": nan, "ci_high": nan, "n": 0}
+        return {"mean": nan, "std": nan, "ci_low": nan, "ci_high": nan, "n": 0, "n_units": 0}
     finite = bool(np.all(np.isfinite(x)))
     mean = float(x.mean()) if finite else float(np.mean(x))  # +inf if any +inf (NaN if +inf and -inf)
     std = float(x.std(ddof=1)) if (n > 1 and finite) else float("nan")
-    low, high = bootstrap_ci(x, n_boot, seed, alpha)
-    return {"mean": mean, "std": std, "ci_low": low, "ci_high": high, "n": n}
+    if clusters is None:
+        low, high = bootstrap_ci(x, n_boot, seed, alpha)
+        units = n
+    else:
+        c = np.asarray(list(clusters), dtype=object).ravel()
+        low, high = cluster_bootstrap_ci(raw, c, n_boot, seed, alpha)
+        units = len({str(v) for v in c[~np.isnan(raw)]})
+    return {"mean": mean, "std": std, "ci_low": low, "ci_high": high, "n": n, "n_units": units}
 
 
 def paired_wilcoxon(a: Sequence[float], b: Sequence[float], min_pairs: int = MIN_WILCOXON_PAIRS) -> float:
@@ -122,20 +181,24 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
 
 
 def summarize_frame(
-    df: pd.DataFrame, by: Sequence[str], metrics: Sequence[str], n_boot: int, seed: int, alpha: float = 0.05
+    df: pd.DataFrame, by: Sequence[str], metrics: Sequence[str], n_boot: int, seed: int, alpha: float = 0.05,
+    cluster_col: str | None = None,
 ) -> pd.DataFrame:
-    """Tidy summary: one row per group of ``by`` and metric with ``mean, std, ci_low, ci_high, n``.
+    """Tidy summary: one row per group of ``by`` and metric with ``mean, std, ci_low, ci_high, n, n_units``.
 
     Metrics absent from ``df`` or all-NaN in a group give ``n = 0`` and NaN
-    statistics (tables print those as "n/a").
+    statistics (tables print those as "n/a"). With ``cluster_col`` the CI is a
+    cluster bootstrap over that column's units.
     """
     rows = []
     for key, grp in df.groupby(list(by), sort=False, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
+        clusters = grp[cluster_col] if cluster_col and cluster_col in grp else None
         for metric in metrics:
-            values = grp[metric] if metric in grp else []
-            rows.append({**dict(zip(by, key)), "metric": metric, **summarize(values, n_boot, seed, alpha)})
-    return pd.DataFrame(rows, columns=[*by, "metric", "mean", "std", "ci_low", "ci_high", "n"])
+            values = grp[metric] if metric in grp else np.full(len(grp), np.nan)
+            rows.append({**dict(zip(by, key)), "metric": metric,
+                         **summarize(values, n_boot, seed, alpha, clusters=clusters)})
+    return pd.DataFrame(rows, columns=[*by, "metric", "mean", "std", "ci_low", "ci_high", "n", "n_units"])
 
 
 def wilcoxon_vs_reference(
@@ -145,13 +208,18 @@ def wilcoxon_vs_reference(
     method_col: str = "method",
     pair_col: str = "pair_id",
     family_cols: Sequence[str] = ("dataset",),
+    cluster_col: str | None = None,
 ) -> pd.DataFrame:
     """Paired Wilcoxon test of every method against ``reference`` on every metric, Holm-corrected.
 
-    Pairs are matched on ``pair_col``. The Holm family is all (method, metric)
-    tests within one group of ``family_cols`` (by default one dataset), so the
-    family-wise error rate holds per results table. Returns rows with
-    ``n_pairs``, ``median_diff`` (method - reference), ``p`` and ``p_holm``.
+    Pairs are matched on ``pair_col``. With ``cluster_col`` (the independent
+    unit), the paired values are first averaged per cluster over the pairs where
+    both are finite and the test runs on the per-cluster means. The Holm family
+    is all (method, metric) tests within one group of ``family_cols`` (by
+    default one dataset), so the family-wise error rate holds per results table.
+    Returns rows with ``n_pairs`` (paired values), ``n_units`` (values tested:
+    clusters, or pairs), ``median_diff`` (method - reference, over the tested
+    values), ``p`` and ``p_holm``.
     """
     family_cols = [c for c in family_cols if c in df.columns]
     groups = df.groupby(family_cols, sort=False) if family_cols else [((), df)]
@@ -169,18 +237,26 @@ def wilcoxon_vs_reference(
                 a = joined[metric].to_numpy(np.float64)
                 b = joined[f"{metric}__ref"].to_numpy(np.float64)
                 both = np.isfinite(a) & np.isfinite(b)
+                n_paired = int(both.sum())
+                if cluster_col and cluster_col in joined:
+                    units = pd.DataFrame({"c": joined[cluster_col].astype(str)[both], "a": a[both], "b": b[both]})
+                    per = units.groupby("c", sort=True)[["a", "b"]].mean()
+                    a, b = per["a"].to_numpy(), per["b"].to_numpy()
+                else:
+                    a, b = a[both], b[both]
                 rows.append({
                     **dict(zip(family_cols, key)),
                     method_col: method,
                     "reference": reference,
                     "metric": metric,
-                    "n_pairs": int(both.sum()),
-                    "median_diff": float(np.median(a[both] - b[both])) if both.any() else float("nan"),
+                    "n_pairs": n_paired,
+                    "n_units": int(a.size),
+                    "median_diff": float(np.median(a - b)) if a.size else float("nan"),
                     "p": paired_wilcoxon(a, b),
                 })
         if rows:
             fam_df = pd.DataFrame(rows)
             fam_df["p_holm"] = holm(fam_df["p"].to_numpy())
             out.append(fam_df)
-    cols = [*family_cols, method_col, "reference", "metric", "n_pairs", "median_diff", "p", "p_holm"]
+    cols = [*family_cols, method_col, "reference", "metric", "n_pairs", "n_units", "median_diff", "p", "p_holm"]
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=cols)

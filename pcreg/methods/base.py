@@ -168,12 +168,31 @@ def _finish(method: Method, moving: np.ndarray, result: Registration, runtime: f
             if result.field is None or result.image is not None:
                 raise ValueError(f"{method.name} must return a field and no image")
             field = check_field(result.field, moving.shape)
-            return PairResult(warp_image(moving, field), field, runtime, False, "")
+            image = warp_image(moving, field)
+            _check_not_degenerate(method, image, moving)
+            return PairResult(image, field, runtime, False, "")
         if result.image is None or result.field is not None:
             raise ValueError(f"{method.name} must return an image and no field")
         image = np.asarray(result.image, dtype=np.float32)
         if image.shape != moving.shape or not np.all(np.isfinite(image)):
             raise ValueError(f"{method.name} returned an image of shape {image.shape} or with non-finite values")
+        _check_not_degenerate(method, image, moving)
         return PairResult(image, None, runtime, False, "")
     except ValueError as exc:
         return _fallback(method, moving, runtime, str(exc))
+
+
+#: A registered image whose intensity range is below this is constant (an undertrained network's output).
+DEGENERATE_RANGE = 1e-6
+
+
+def _check_not_degenerate(method: Method, image: np.ndarray, moving: np.ndarray) -> None:
+    """Raise ``ValueError`` for a constant output from a non-constant moving image.
+
+    Such an output carries no registration (NCC is undefined on it), so it is a
+    failure with a reason, not a pair silently dropped from the NCC mean. A
+    constant moving image (the audit's blank input) legitimately gives one.
+    """
+    if np.ptp(image) < DEGENERATE_RANGE and np.ptp(moving) >= DEGENERATE_RANGE:
+        raise ValueError(f"degenerate output: {method.name} returned a constant image "
+                         f"(value {float(image.flat[0]):.4g})")

@@ -13,18 +13,27 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pcreg.datasets.format import PreparedDataset
 from pcreg.evaluation import audit
 from pcreg.evaluation.audit_run import oracle_rows
-from pcreg.reporting.tables import Run, TableDoc, fmt_value, write_doc
+from pcreg.reporting.tables import Run, TableDoc, fmt_ci, fmt_value, write_doc
 
 
 def _explain(label: str, row: dict) -> str:
     drop = row["ncc_drop_shuffled"]
     ret = row["retained_shuffled"]
-    retained = f"retains {100 * ret:.0f}% of its above-chance NCC" if np.isfinite(ret) else "has no NCC above chance"
+    if np.isfinite(ret):
+        retained = (f"retains {100 * ret:.0f}% of its above-chance NCC (95% CI {100 * row['retained_ci_low']:.0f}"
+                    f"–{100 * row['retained_ci_high']:.0f}%)")
+    else:
+        retained = "has no NCC above chance"
     text = (f"{label}: NCC {row['ncc_normal']:.3f} on its own pairs, {row['ncc_shuffled']:.3f} with another pair's "
             f"moving image (drop {drop:.3f}; chance {row['chance_ncc']:.3f}) and {row['ncc_blank']:.3f} with a blank "
             f"moving image (drop {row['ncc_drop_blank']:.3f}); it {retained} → {row['verdict']}.")
+    if row["geo_check"] != "n/a":
+        text += (f" Geometry: its field improves the pair's {row['geo_metric']} by {row['geo_gain_normal']:.2f} px on "
+                 f"the true moving image and by {row['geo_gain_shuffled']:.2f} px on another pair's "
+                 f"({row['geo_check']}).")
     if row["verdict"] == "copies fixed?":
         text += (" At least half of its advantage over chance survives with the wrong moving image: its intensity "
                  "scores largely measure how well it reproduces the fixed image, not registration.")
@@ -32,10 +41,13 @@ def _explain(label: str, row: dict) -> str:
 
 
 def audit_doc(summary: pd.DataFrame, labels: dict[str, str], dataset: str, n_pairs: int, seed: int,
-              blank: str) -> TableDoc:
-    """The audit table: scores under each condition, the drops, the retained fraction and the verdict."""
+              blank: str, unit: str = "pair", n_units: int | None = None, geo_metric: str = "n/a") -> TableDoc:
+    """The audit table: scores under each condition, the drops, the retained fraction with its CI, the
+    geometric test and the verdict."""
+    n_units = n_pairs if n_units is None else n_units
     columns = ["Method", "NCC", "NCC blank", "Δ blank", "NCC other pair", "Δ other pair", "SSIM", "Δ SSIM blank",
-               "Δ SSIM other", "PSNR (dB)", "Δ PSNR blank", "Δ PSNR other", "Chance NCC", "Retained", "Verdict"]
+               "Δ SSIM other", "PSNR (dB)", "Δ PSNR blank", "Δ PSNR other", "Chance NCC", "Retained", "95% CI",
+               "Geo gain own (px)", "Geo gain other (px)", "Verdict"]
     rows: list[list[str] | str] = []
     for r in summary.to_dict("records"):
         rows.append([
@@ -44,7 +56,9 @@ def audit_doc(summary: pd.DataFrame, labels: dict[str, str], dataset: str, n_pai
             fmt_value(r["ncc_shuffled"], 3), fmt_value(r["ncc_drop_shuffled"], 3),
             fmt_value(r["ssim_normal"], 3), fmt_value(r["ssim_drop_blank"], 3), fmt_value(r["ssim_drop_shuffled"], 3),
             fmt_value(r["psnr_normal"], 2), fmt_value(r["psnr_drop_blank"], 2), fmt_value(r["psnr_drop_shuffled"], 2),
-            fmt_value(r["chance_ncc"], 3), fmt_value(r["retained_shuffled"], 2), r["verdict"],
+            fmt_value(r["chance_ncc"], 3), fmt_value(r["retained_shuffled"], 2),
+            fmt_ci(r["retained_ci_low"], r["retained_ci_high"], 2),
+            fmt_value(r["geo_gain_normal"], 2), fmt_value(r["geo_gain_shuffled"], 2), r["verdict"],
         ])
     blank_text = "a constant image at the moving image's mean" if blank == "mean" else "an all-zero image"
     notes = [
@@ -53,11 +67,16 @@ def audit_doc(summary: pd.DataFrame, labels: dict[str, str], dataset: str, n_pai
         "for every method). Δ = mean over pairs of (normal − modified); a constant output scores NCC 0.",
         "A registration method must lose its advantage when given the wrong moving image. Chance NCC = NCC of the "
         "other pair's moving image with the fixed image (what the unregistered input scores). Retained = (NCC other "
-        "pair − chance) / (NCC − chance): 0 for identity, 1 for the fixed-copy oracle. Verdict: 'copies fixed?' when "
-        f"Retained ≥ {audit.RETAINED_COPY}, 'uses moving' below, 'inconclusive' when NCC − chance < "
-        f"{audit.MARGIN_MIN}. A deformable method can also earn this flag by warping unrelated content into the "
-        "fixed image's shape; for methods with a field, TRE and EPE (geometry table) measure registration without "
-        "relying on intensities.",
+        "pair − chance) / (NCC − chance): 0 for identity, 1 for the fixed-copy oracle; 95% CI: percentile "
+        f"bootstrap over the audited pairs' {unit}s ({n_units} units; donors never share a {unit} with the fixed "
+        f"image). Verdict: 'copies fixed?' when the whole CI is ≥ {audit.RETAINED_COPY}, 'uses moving' when it is "
+        f"below, 'inconclusive' when it straddles it or NCC − chance < {audit.MARGIN_MIN}.",
+        f"Geometric test (methods with a field): the field returned for the fixed image and another pair's moving "
+        f"image is scored against the fixed pair's own ground truth ({geo_metric}); Geo gain = mean over pairs of "
+        "(identity field's error − the field's error), for the true moving image ('own') and another pair's "
+        f"('other'). A registering field gains on its own pair and not on another's (≤ {audit.GEO_TOLERANCE:.0%} of "
+        "the identity error): then the verdict is 'uses moving (geometry)' whatever the intensities retain, since "
+        "a deformable method can also warp unrelated content into the fixed image's shape.",
         *[_explain(labels.get(r["method"], r["method"]), r) for r in summary.to_dict("records")],
     ]
     return TableDoc(columns, rows, f"{dataset}: sanity audit (registration or copying of the fixed image?)", notes)
@@ -67,15 +86,20 @@ def audit_table(data_root: Path, runs: Sequence[Run], audit_csvs: Sequence[Path]
                 n_pairs: int | None, seed: int, blank: str = "mean") -> list[Path]:
     """Combine the runs' audit CSVs with the fixed-copy oracle and write the audit table."""
     frames = [oracle_rows(data_root, n_pairs=n_pairs, seed=seed, blank=blank)]
-    frames += [pd.read_csv(p, dtype={"pair_id": str, "method": str}) for p in audit_csvs]
+    frames += [pd.read_csv(p, dtype={"pair_id": str, "method": str, "cluster": str}) for p in audit_csvs]
     rows = pd.concat(frames, ignore_index=True)
-    summary = audit.audit_summary(rows)
+    summary = audit.audit_summary(rows, seed=seed)
     # Outputs made elsewhere may lack some audit inputs (NaN rows, see audit_run): no verdict on a partial audit.
     unscored = set(rows.loc[rows["ncc"].isna(), "method"])
     summary.loc[summary["method"].isin(unscored), "verdict"] = "not audited (outputs missing)"
+    test = PreparedDataset(data_root).split("test")
+    geo_metric = "EPE" if test.field is not None else "TRE" if test.landmarks else "n/a"
+    summary["geo_metric"] = geo_metric
     labels = {audit.ORACLE: "Fixed-copy oracle", **{r.id: r.label for r in runs}}
     summary.insert(1, "label", summary["method"].map(labels).fillna(summary["method"]))
     summary.insert(0, "dataset", dataset)
     n = int(summary["n_pairs"].iloc[0])
-    doc = audit_doc(summary, labels, dataset, n, seed, blank)
+    n_units = int(summary["n_units"].iloc[0])
+    unit = "pair" if n_units == n and (test.manifest["cluster"] == test.manifest["pair_id"]).all() else "cluster"
+    doc = audit_doc(summary, labels, dataset, n, seed, blank, unit=unit, n_units=n_units, geo_metric=geo_metric)
     return write_doc(doc, summary, out_stem)

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from pcreg.reporting.paper_values import load_paper_values
-from pcreg.reporting.tables import DASH, NA, Run, TableDoc, fmt_mean_std, fmt_value
+from pcreg.reporting.tables import DASH, NA, Run, TableDoc, fmt_mean_std, fmt_value, fmt_with_n
 
 #: The paper's dataset names as printed.
 PAPER_DATASETS = {
@@ -66,6 +66,12 @@ def _paper_note(table: int, paper_reference: str | None, dataset: str) -> str:
             "different datasets unless the two names match; — = the paper prints no value.")
 
 
+#: The SSIM variant of the paper-layout tables (the paper does not say which it used).
+SSIM_NOTE = ("SSIM: Gaussian 11x11 window, sigma 1.5 (Wang et al. 2004, as in common registration code and most "
+             "likely the paper); scikit-image's 7x7 uniform variant is in the summary table and pairs.csv "
+             "(ssim_uniform7). (n=K): the metric has a value on K of the pairs only (e.g. a degenerate output).")
+
+
 def _run_stats(summary: pd.DataFrame) -> dict[str, dict]:
     return {r["run"]: r for r in summary.to_dict("records")}
 
@@ -77,7 +83,8 @@ def _metric_cells(stats_row: dict | None, paper_row: dict | None, metrics: dict[
         if stats_row is None:
             cells.append(NOT_RUN)
         else:
-            cells.append(fmt_mean_std(stats_row.get(f"{m}_mean"), stats_row.get(f"{m}_std"), dec))
+            cells.append(fmt_with_n(fmt_mean_std(stats_row.get(f"{m}_mean"), stats_row.get(f"{m}_std"), dec),
+                                    stats_row.get(f"{m}_n"), stats_row.get("n_pairs")))
         if with_paper:
             value = None if paper_row is None else paper_row.get(m)
             cells.append(fmt_value(value, dec, missing=DASH))
@@ -148,7 +155,7 @@ def table1(summary: pd.DataFrame, runs: Sequence[Run], dataset: str,
         rows.append([label, *_metric_cells(srow, prow, INTENSITY, with_paper)])
         data.append(_csv_row(title, run, prow, srow, list(INTENSITY), paper_reference))
     notes = [f"{dataset}: mean ± std over the test pairs (registered vs fixed image, data range 1). "
-             "95% CIs and paired tests: stats table.", _paper_note(1, paper_reference, dataset)]
+             "95% CIs and paired tests: stats table.", SSIM_NOTE, _paper_note(1, paper_reference, dataset)]
     if paper_reference and not with_paper:
         notes[-1] = (f"The paper's Table 1 has no values for {PAPER_DATASETS.get(paper_reference, paper_reference)} "
                      "(this dataset's paper_reference): no paper columns.")
@@ -181,7 +188,7 @@ def ablation_table(summary: pd.DataFrame, runs: Sequence[Run], dataset: str,
         rec = _csv_row("ablation", run, prow, srow, list(INTENSITY), paper_reference)
         rec["epochs"] = epochs
         data.append(rec)
-    notes = [f"{dataset}: mean ± std over the test pairs.", _paper_note(2, paper_reference, dataset)]
+    notes = [f"{dataset}: mean ± std over the test pairs.", SSIM_NOTE, _paper_note(2, paper_reference, dataset)]
     if with_paper:
         notes.append("The paper states its ablations were trained for 20 epochs, yet its 'Full model' row repeats "
                      "Table 1 (100 epochs) digit for digit; the Epochs column gives this suite's training epochs.")
@@ -284,6 +291,7 @@ def table3(summary: pd.DataFrame, runs: Sequence[Run], dataset: str, paper_refer
         "merged frames (± std over frame pairs); odd-only reference = the same over the odd-column images alone; "
         "TNCG = odd-only TNCC − TNCC (signed; ± std of the per-frame-pair gaps). The CSV also has the mean absolute "
         "per-sequence gap (mean_abs_sequence_tncg).",
+        SSIM_NOTE,
         _paper_note(3, paper_reference, dataset),
     ]
     if with_paper and "tncg" in paper.columns:

@@ -18,12 +18,24 @@ import numpy as np
 import pandas as pd
 
 from pcreg.evaluation import fire_protocol, stats
-from pcreg.reporting.tables import DASH, NA, Run, TableDoc, fmt_ci, fmt_mean_std, fmt_p, fmt_value, sort_runs
+from pcreg.reporting.tables import (
+    DASH,
+    NA,
+    Run,
+    TableDoc,
+    fmt_ci,
+    fmt_mean_std,
+    fmt_p,
+    fmt_value,
+    fmt_with_n,
+    sort_runs,
+)
 
 #: Metrics of the statistics table: column -> (header, decimals, tested against the reference).
 STATS_METRICS: dict[str, tuple[str, int, bool]] = {
     "ncc": ("NCC", 3, True),
-    "ssim": ("SSIM", 3, True),
+    "ssim": ("SSIM (Gaussian 11x11)", 3, True),
+    "ssim_uniform7": ("SSIM (uniform 7x7)", 3, True),
     "psnr": ("PSNR (dB)", 2, True),
     "tre_orig_px": ("TRE (px, original resolution)", 2, True),
     "epe_px": ("EPE (px)", 2, True),
@@ -31,6 +43,21 @@ STATS_METRICS: dict[str, tuple[str, int, bool]] = {
     "sdlogj": ("SDlogJ", 3, True),
     "runtime_s": ("Runtime (s/pair)", 4, False),
 }
+
+
+#: What a dataset's ``cluster`` column means, by unit name (stated in the statistics table).
+UNIT_DESCRIPTIONS: dict[str, str] = {
+    "pair": "each test pair counts once",
+    "cluster": "pairs sharing source pixels are one unit: FIRE photographs linked by shared images, a temporal "
+               "sequence, or overlapping synthetic source regions",
+}
+
+
+def unit_of(pairs: pd.DataFrame) -> str:
+    """``pair`` when every pair is its own cluster, else ``cluster``."""
+    if "cluster" not in pairs or (pairs["cluster"].astype(str) == pairs["pair_id"].astype(str)).all():
+        return "pair"
+    return "cluster"
 
 
 def categories_of(pairs: pd.DataFrame) -> list[str]:
@@ -66,15 +93,19 @@ def stats_table(
     runs = sort_runs(runs)
     metric_cols = [m for m in metrics if m in pairs.columns]
     scoped = _with_all_category(pairs)
-    summary = stats.summarize_frame(scoped, ["scope", "run"], metric_cols, n_boot=n_boot, seed=seed, alpha=alpha)
+    cluster_col = "cluster" if "cluster" in pairs else None
+    summary = stats.summarize_frame(scoped, ["scope", "run"], metric_cols, n_boot=n_boot, seed=seed, alpha=alpha,
+                                    cluster_col=cluster_col)
     has_ref = reference in set(pairs["run"])
     tested = [m for m in metric_cols if metrics[m][2]]
     if has_ref:
-        tests = stats.wilcoxon_vs_reference(scoped, reference, tested, method_col="run", family_cols=("scope",))
-        summary = summary.merge(tests[["scope", "run", "metric", "n_pairs", "median_diff", "p", "p_holm"]],
-                                on=["scope", "run", "metric"], how="left")
+        tests = stats.wilcoxon_vs_reference(scoped, reference, tested, method_col="run", family_cols=("scope",),
+                                            cluster_col=cluster_col)
+        tests = tests.rename(columns={"n_units": "n_units_tested"})
+        summary = summary.merge(tests[["scope", "run", "metric", "n_pairs", "n_units_tested", "median_diff", "p",
+                                       "p_holm"]], on=["scope", "run", "metric"], how="left")
     else:
-        for col in ("n_pairs", "median_diff", "p", "p_holm"):
+        for col in ("n_pairs", "n_units_tested", "median_diff", "p", "p_holm"):
             summary[col] = np.nan
     summary.insert(0, "dataset", dataset)
     summary = summary.rename(columns={"n_pairs": "n_paired"})
@@ -89,7 +120,9 @@ def stats_table(
     labels = {r.id: r.label for r in runs}
     ref_label = labels.get(reference, reference)
     level = int(round(100 * (1 - alpha)))
-    columns = ["Method", "Category", "n", "mean ± std", f"{level}% CI", f"median Δ vs {ref_label}", "p", "p (Holm)"]
+    unit = unit_of(pairs)
+    columns = ["Method", "Category", "n", f"{unit}s", "mean ± std", f"{level}% CI", f"median Δ vs {ref_label}",
+               "p", "p (Holm)"]
     rows: list[list[str] | str] = []
     for metric in metric_cols:
         header, dec, test = metrics[metric]
@@ -98,41 +131,90 @@ def stats_table(
             is_ref = r.run == reference
             untested = not has_ref or not test or is_ref
             rows.append([
-                labels.get(r.run, r.run), r.scope, str(int(r.n)) if r.n else "0",
+                labels.get(r.run, r.run), r.scope, str(int(r.n)) if r.n else "0", str(int(r.n_units)),
                 fmt_mean_std(r.mean, r.std, dec), fmt_ci(r.ci_low, r.ci_high, dec),
                 DASH if untested else fmt_value(r.median_diff, dec),
                 DASH if untested else fmt_p(r.p), DASH if untested else fmt_p(r.p_holm),
             ])
+    n_units_all = pairs["cluster"].nunique() if cluster_col else pairs["pair_id"].nunique()
     notes = [
-        f"Mean ± sample std over test pairs; {level}% CI: percentile bootstrap of the mean, {n_boot} resamples, "
-        f"seed {seed} (same resamples for every method). n = pairs where the metric applies; n/a = does not apply.",
+        f"Independent unit: {unit} ({UNIT_DESCRIPTIONS.get(unit, unit)}); {n_units_all} units in the test split. "
+        f"Mean ± sample std over test pairs; {level}% CI: percentile bootstrap of the mean resampling whole {unit}s, "
+        f"{n_boot} resamples, seed {seed} (same resamples for every method). n = pairs where the metric applies, "
+        f"{unit}s = units they come from; n/a = does not apply.",
     ]
     if has_ref:
         notes.append(
-            f"Paired two-sided Wilcoxon signed-rank test of each method against {ref_label} on the pairs where both "
-            "have a value; median Δ = median of (method − reference). Holm correction over all (method, metric) "
-            "tests of one category. — = fewer than "
-            f"{stats.MIN_WILCOXON_PAIRS} non-zero paired differences (no test possible) or metric not tested.")
+            f"Paired two-sided Wilcoxon signed-rank test of each method against {ref_label} on per-{unit} means of "
+            "the pairs where both have a value; median Δ = median over units of (method − reference). Holm "
+            "correction over all (method, metric) tests of one category. — = fewer than "
+            f"{stats.MIN_WILCOXON_PAIRS} non-zero paired unit differences (no test possible) or metric not tested.")
     else:
         notes.append(f"No {reference} run on this dataset: the paired tests against it are skipped.")
     caption = f"{dataset}: statistics per method and category"
     return summary, TableDoc(columns, rows, caption, notes)
 
 
-def _fire_errors(group: pd.DataFrame) -> np.ndarray:
+#: pairs.csv columns (mean, median, max point error at the original resolution) per FIRE mapping direction.
+DIRECTION_COLUMNS: dict[str, tuple[str, str, str]] = {
+    "moving_to_fixed": ("tre_m2f_orig_px", "tre_m2f_orig_median_px", "tre_m2f_orig_max_px"),
+    "fixed_to_moving": ("tre_orig_px", "tre_orig_median_px", "tre_orig_max_px"),
+}
+DIRECTION_NOTES: dict[str, str] = {
+    "moving_to_fixed": "moving (_2) points mapped into the fixed (_1) image and measured there, as in "
+                       "SuperRetina's test_on_FIRE.py (inverse of the pull-back map, by fixed-point iteration)",
+    "fixed_to_moving": "fixed (_1) points mapped through the pull-back field into the moving (_2) image and "
+                       "measured there (the suite's TRE)",
+}
+
+
+def _with_landmarks(group: pd.DataFrame) -> pd.DataFrame:
+    """The pairs the FIRE protocol scores: those with landmarks (``n_landmarks > 0``), failed or not."""
+    if "n_landmarks" in group:
+        return group[pd.to_numeric(group["n_landmarks"], errors="coerce").fillna(0) > 0]
+    return group[group["tre_orig_px"].notna()]  # pairs.csv from before n_landmarks: best available
+
+
+def _fire_errors(group: pd.DataFrame, column: str = "tre_orig_px") -> np.ndarray:
     """Per-pair FIRE errors at the original resolution: failed pairs get ``FAILED_ERROR``."""
-    e = group["tre_orig_px"].to_numpy(np.float64)
+    e = group[column].to_numpy(np.float64) if column in group else np.full(len(group), np.nan)
     return np.where(group["failed"].to_numpy(bool), fire_protocol.FAILED_ERROR, e)
 
 
-def geometry_table(
-    pairs: pd.DataFrame, runs: Sequence[Run], dataset: str
-) -> tuple[pd.DataFrame, TableDoc, pd.DataFrame]:
-    """TRE per category, FIRE AUC per category and mAUC, EPE, folding, SDlogJ.
+def _statuses(group: pd.DataFrame, direction: str) -> list[str]:
+    """SuperRetina's per-pair status (failed / inaccurate / acceptable) of pairs with landmarks."""
+    mean_c, med_c, max_c = DIRECTION_COLUMNS[direction]
+    out = []
+    for failed, med, mx in zip(group["failed"].to_numpy(bool), group.get(med_c, pd.Series(np.nan, group.index)),
+                               group.get(max_c, pd.Series(np.nan, group.index))):
+        if failed or not (np.isfinite(med) and np.isfinite(mx)):
+            out.append("failed")
+        else:
+            inaccurate = mx > fire_protocol.INACCURATE_MAX_PX or med > fire_protocol.INACCURATE_MEDIAN_PX
+            out.append("inaccurate" if inaccurate else "acceptable")
+    return out
 
-    Returns the tidy CSV frame (one row per run), the document and the FIRE
-    success curves (``run, category, threshold, success_pct``; empty without landmarks).
+
+def _fmt_status(r: dict, scope: str) -> str:
+    vals = [r[f"{k}_pct_{scope}"] for k in ("failed", "inaccurate", "acceptable")]
+    if any(not np.isfinite(v) for v in vals):
+        return NA
+    return " / ".join(f"{v:.0f}" for v in vals)
+
+
+def geometry_table(
+    pairs: pd.DataFrame, runs: Sequence[Run], dataset: str, direction: str = fire_protocol.DEFAULT_DIRECTION
+) -> tuple[pd.DataFrame, TableDoc, pd.DataFrame]:
+    """TRE per category, FIRE AUC and status percentages per category and mAUC, EPE, folding, SDlogJ.
+
+    The FIRE AUC and status are computed over the pairs with landmarks, with the
+    errors of ``direction`` (:data:`pcreg.evaluation.fire_protocol.DIRECTIONS`). Returns the
+    tidy CSV frame (one row per run), the document and the FIRE success curves
+    (``run, category, threshold, success_pct``; empty without landmarks).
     """
+    if direction not in DIRECTION_COLUMNS:
+        raise ValueError(f"unknown FIRE direction {direction!r}; expected one of {', '.join(DIRECTION_COLUMNS)}")
+    err_col = DIRECTION_COLUMNS[direction][0]
     runs = sort_runs(runs)
     cats = categories_of(pairs)
     scopes = [*cats, "all"]
@@ -141,23 +223,29 @@ def geometry_table(
     for run in runs:
         g = pairs[pairs["run"] == run.id]
         row: dict[str, object] = {"dataset": dataset, "run": run.id, "label": run.label, "group": run.group,
-                                  "n_pairs": len(g), "n_failed": int(g["failed"].sum())}
+                                  "n_pairs": len(g), "n_failed": int(g["failed"].sum()), "direction": direction}
         has_tre = bool(g["tre_orig_px"].notna().any())
+        lm = _with_landmarks(g)
+        row["n_landmark_pairs"] = len(lm)
         for scope in scopes:
             sub = g if scope == "all" else g[g["category"] == scope]
             tre = sub["tre_orig_px"].to_numpy(np.float64)
             s = stats.summarize(tre, n_boot=1, seed=0)
             row[f"tre_{scope}_mean"], row[f"tre_{scope}_std"], row[f"tre_{scope}_n"] = s["mean"], s["std"], s["n"]
+            lm_sub = lm if scope == "all" else lm[lm["category"] == scope]
+            row[f"n_{scope}"], row[f"auc_{scope}_n"] = len(sub), len(lm_sub)
             if has_tre:
-                keep = sub["tre_orig_px"].notna() | sub["failed"]
-                row[f"auc_{scope}"] = fire_protocol.auc(_fire_errors(sub[keep]))
+                row[f"auc_{scope}"] = fire_protocol.auc(_fire_errors(lm_sub, err_col)) if len(lm_sub) else np.nan
+                pct = fire_protocol.status_counts(_statuses(lm_sub, direction))
             else:
                 row[f"auc_{scope}"] = np.nan
-        if has_tre:
-            keep = g["tre_orig_px"].notna() | g["failed"]
-            aucs = fire_protocol.category_auc(_fire_errors(g[keep]), g.loc[keep, "category"].replace("", "-"))
+                pct = dict.fromkeys(("failed", "inaccurate", "acceptable"), np.nan)
+            for k, v in pct.items():
+                row[f"{k}_pct_{scope}"] = v
+        if has_tre and len(lm):
+            aucs = fire_protocol.category_auc(_fire_errors(lm, err_col), lm["category"].replace("", "-"))
             row["mauc"] = float(aucs.loc[aucs["category"] == "mAUC", "auc"].iloc[0])
-            curve = fire_protocol.success_table(_fire_errors(g[keep]), g.loc[keep, "category"])
+            curve = fire_protocol.success_table(_fire_errors(lm, err_col), lm["category"])
             curves.append(curve.assign(run=run.id))
         else:
             row["mauc"] = np.nan
@@ -172,12 +260,15 @@ def geometry_table(
     columns = ["Method"]
     columns += [f"TRE {s} (px)" for s in scopes]
     columns += [f"AUC {s}" for s in scopes]
+    columns += [f"F / I / A {s} (%)" for s in scopes]
     columns += ["mAUC", "EPE (px)", "Folding (%)", "SDlogJ", "Failed"]
     rows: list[list[str] | str] = []
     for r in data.to_dict("records"):
         cells = [str(r["label"])]
-        cells += [fmt_mean_std(r[f"tre_{s}_mean"], r[f"tre_{s}_std"], 2) for s in scopes]
-        cells += [fmt_value(r[f"auc_{s}"], 3) for s in scopes]
+        cells += [fmt_with_n(fmt_mean_std(r[f"tre_{s}_mean"], r[f"tre_{s}_std"], 2), r[f"tre_{s}_n"], r[f"n_{s}"])
+                  for s in scopes]
+        cells += [fmt_with_n(fmt_value(r[f"auc_{s}"], 3), r[f"auc_{s}_n"], r[f"n_{s}"]) for s in scopes]
+        cells += [_fmt_status(r, s) for s in scopes]
         cells += [fmt_value(r["mauc"], 3), fmt_mean_std(r["epe_px_mean"], r["epe_px_std"], 2),
                   fmt_mean_std(r["folding_pct_mean"], r["folding_pct_std"], 2),
                   fmt_mean_std(r["sdlogj_mean"], r["sdlogj_std"], 3), f"{r['n_failed']}/{r['n_pairs']}"]
@@ -186,12 +277,16 @@ def geometry_table(
         "TRE: mean distance of mapped to true landmarks in pixels of the original images (tre_px × the dataset's "
         "original_scale), mean ± std over pairs. Failed pairs are scored with their fallback (identity) field.",
         "AUC (FIRE protocol): success rate (% of pairs with error < t) at t = 1..25 px of the original resolution, "
-        "summed and divided by 2500; failed pairs never succeed. mAUC = mean AUC of S, P and A "
-        "(n/a unless all three categories are present).",
-        "EPE: mean end-point error against the ground-truth field; folding: % of non-positive Jacobian "
+        "summed and divided by 2500, over the pairs with landmarks (failed ones included, which never succeed). "
+        "mAUC = mean AUC of S, P and A (n/a unless all three categories are present).",
+        f"FIRE errors (AUC, F / I / A) are measured with {DIRECTION_NOTES[direction]}. F / I / A: % of pairs with "
+        "landmarks that failed / are inaccurate (largest point error > 50 px or median > 20 px, original "
+        "resolution) / are acceptable (SuperRetina's summary).",
+        "EPE: mean end-point error against the ground-truth field over the pixels whose true source lies inside "
+        "the moving image (elsewhere no method can recover it); folding: % of non-positive Jacobian "
         "determinants; SDlogJ: std of the log Jacobian determinant.",
         f"{NA}: the method outputs an image and no displacement field, or the dataset has no landmarks / no "
-        "ground-truth field.",
+        "ground-truth field. (n=K): the value covers K of the category's pairs (e.g. patches with landmarks).",
     ]
     if not has_landmarks:
         notes.append(f"{dataset} has no landmarks (or no method outputs a field): TRE and AUC do not apply.")

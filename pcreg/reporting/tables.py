@@ -26,7 +26,8 @@ import pandas as pd
 #: Metric column in pairs.csv -> (header, decimals).
 SUMMARY_METRICS: dict[str, tuple[str, int]] = {
     "ncc": ("NCC", 3),
-    "ssim": ("SSIM", 3),
+    "ssim": ("SSIM (Gaussian 11x11)", 3),
+    "ssim_uniform7": ("SSIM (uniform 7x7)", 3),
     "psnr": ("PSNR (dB)", 2),
     "tre_px": ("TRE (px)", 2),
     "epe_px": ("EPE (px)", 2),
@@ -83,6 +84,15 @@ def fmt_mean_std(mean: float | None, std: float | None, decimals: int) -> str:
     if m == NA or std is None or not math.isfinite(float(std)) or not math.isfinite(float(mean)):
         return m
     return f"{m} ± {float(std):.{decimals}f}"
+
+
+def fmt_with_n(cell: str, n: float | None, n_pairs: float | None) -> str:
+    """``cell (n=K)`` when the metric has a value on fewer pairs than the table covers (and on some)."""
+    if cell == NA or n is None or n_pairs is None or not (math.isfinite(float(n)) and math.isfinite(float(n_pairs))):
+        return cell
+    if 0 < int(n) < int(n_pairs):
+        return f"{cell} (n={int(n)})"
+    return cell
 
 
 def fmt_ci(low: float | None, high: float | None, decimals: int) -> str:
@@ -211,8 +221,14 @@ def load_pairs(runs: Sequence[Run]) -> pd.DataFrame:
     """All runs' pairs.csv stacked into one tidy frame with a ``run`` column (``category`` "" when absent)."""
     frames = []
     for run in runs:
-        df = pd.read_csv(run.pairs_csv, dtype={"pair_id": str, "category": str, "reason": str})
+        df = pd.read_csv(run.pairs_csv, dtype={"pair_id": str, "category": str, "reason": str, "cluster": str})
         df["category"] = df["category"].fillna("")
+        # pairs.csv written before these columns existed: one unit per pair; landmarks where TRE was scored
+        if "cluster" not in df:
+            df["cluster"] = df["pair_id"]
+        df["cluster"] = df["cluster"].fillna(df["pair_id"])
+        if "n_landmarks" not in df:
+            df["n_landmarks"] = df["tre_orig_px"].notna().astype(int) if "tre_orig_px" in df else 0
         df["failed"] = df["failed"].astype(str).str.lower().isin(["true", "1"])
         df.insert(0, "run", run.id)
         frames.append(df)
@@ -237,7 +253,7 @@ def summarize_runs(runs: Sequence[Run], metrics: dict[str, tuple[str, int]] = SU
         for col in metrics:
             values = pd.to_numeric(pairs[col], errors="coerce").to_numpy(float) if col in pairs else np.array([])
             s = summarize(values, n_boot=max(n_boot, 1), seed=seed, alpha=alpha)
-            row[f"{col}_mean"], row[f"{col}_std"] = s["mean"], s["std"]
+            row[f"{col}_mean"], row[f"{col}_std"], row[f"{col}_n"] = s["mean"], s["std"], s["n"]
             if s["n"] == 1:
                 row[f"{col}_std"] = 0.0
             if n_boot > 0:
@@ -250,7 +266,9 @@ def display_frame(summary: pd.DataFrame, metrics: dict[str, tuple[str, int]] = S
     """Human-readable table: one row per run, ``mean ± std`` cells."""
     out = pd.DataFrame({"Group": summary["group"], "Method": summary["label"]})
     for col, (header, dec) in metrics.items():
-        out[header] = [fmt_mean_std(m, s, dec) for m, s in zip(summary[f"{col}_mean"], summary[f"{col}_std"])]
+        n_col = summary[f"{col}_n"] if f"{col}_n" in summary else [None] * len(summary)
+        out[header] = [fmt_with_n(fmt_mean_std(m, s, dec), n, total) for m, s, n, total in
+                       zip(summary[f"{col}_mean"], summary[f"{col}_std"], n_col, summary["n_pairs"])]
     out["Failed"] = [f"{f}/{n}" for f, n in zip(summary["n_failed"], summary["n_pairs"])]
     return out
 

@@ -20,6 +20,13 @@ def write_run(root: Path, run_id: str, group: str, values: dict[str, np.ndarray]
     n = len(next(iter(values.values())))
     cats = categories if categories is not None else CATS[:n]
     df = pd.DataFrame({"pair_id": [f"p{i:02d}" for i in range(n)], "category": cats})
+    values = dict(values)
+    values.setdefault("cluster", df["pair_id"].to_numpy())
+    values.setdefault("n_landmarks", np.full(n, 10 if "tre_orig_px" in values else 0))
+    if "tre_orig_px" in values:  # one landmark error per pair unless given: mean = median = max, both directions
+        for col in ("tre_orig_median_px", "tre_orig_max_px", "tre_m2f_orig_px", "tre_m2f_orig_median_px",
+                    "tre_m2f_orig_max_px"):
+            values.setdefault(col, values["tre_orig_px"])
     for col in PAIR_COLUMNS[2:]:
         if col in values:
             df[col] = values[col]

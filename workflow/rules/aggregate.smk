@@ -31,6 +31,7 @@ rule aggregate:
         n_boot=config["stats"]["n_boot"],
         alpha=config["stats"]["alpha"],
         reference=config["stats"]["reference"],
+        direction=config["stats"]["fire_direction"],
     log:
         "results/logs/aggregate/{dataset}.log",
     benchmark:
@@ -44,7 +45,7 @@ rule aggregate:
     shell:
         "python -m pcreg aggregate --dataset {wildcards.dataset} --runs {params.runs} --out-dir {params.out}"
         " {params.paper} --seed {params.seed} --n-boot {params.n_boot} --alpha {params.alpha}"
-        " --reference {params.reference} > {log} 2>&1"
+        " --reference {params.reference} --fire-direction {params.direction} > {log} 2>&1"
 
 
 rule table3:
@@ -156,6 +157,7 @@ rule plots:
     params:
         runs=lambda w: run_list_path(w.dataset),
         out=lambda w, output: os.path.dirname(output.boxplots),
+        direction=config["stats"]["fire_direction"],
     log:
         "results/logs/plots/{dataset}.log",
     benchmark:
@@ -168,7 +170,7 @@ rule plots:
         runtime=10,
     shell:
         "python -m pcreg plots --dataset {wildcards.dataset} --runs {params.runs} --out-dir {params.out}"
-        " > {log} 2>&1"
+        " --fire-direction {params.direction} > {log} 2>&1"
 
 
 rule manifest:

@@ -1,6 +1,7 @@
 # Shared definitions: paths, run lists and helpers used by the rules.
 import re
 
+from pcreg.datasets.source_files import fingerprint, source_files
 from pcreg.methods.registry import get_method_class
 from pcreg.specs import write_spec
 
@@ -118,3 +119,14 @@ def register_inputs(w):
     if is_trainable(w.run):
         inputs.append(f"results/{w.dataset}/{w.run}/model/model.json")
     return inputs
+
+
+def dataset_source_files(wildcards):
+    """A folder dataset's files (pcreg/datasets/source_files.py): changing them re-prepares the dataset."""
+    return [str(p) for p in source_files(config["datasets"][wildcards.dataset])]
+
+
+def dataset_fingerprint(wildcards):
+    """Names, sizes and mtimes of those files, hashed: a parameter (not derived from input, which Snakemake
+    ignores for reruns), so a replaced file re-prepares even when its modification time is older."""
+    return fingerprint(source_files(config["datasets"][wildcards.dataset]))

@@ -3,10 +3,12 @@
 
 rule prepare:
     input:
-        lambda w: dataset_spec_path(w.dataset),
+        spec=lambda w: dataset_spec_path(w.dataset),
+        sources=dataset_source_files,
     output:
         f"{DATA}/{{dataset}}/dataset.json",
     params:
+        content=dataset_fingerprint,
         out=lambda w: f"{DATA}/{w.dataset}",
         seed=config["seed"],
     log:
@@ -20,5 +22,5 @@ rule prepare:
         mem_mb=RESOURCES["prepare"]["mem_mb"],
         runtime=RESOURCES["prepare"]["runtime"],
     shell:
-        "python -m pcreg prepare --name {wildcards.dataset} --spec {input} --out {params.out}"
+        "python -m pcreg prepare --name {wildcards.dataset} --spec {input.spec} --out {params.out}"
         " --seed {params.seed} --threads {threads} > {log} 2>&1"
