@@ -41,3 +41,13 @@ rule all:
         [f"results/{d}/{r}/pairs.csv" for d in DATASETS for r in runs_for(d)],
         "results/manifest.json",
     default_target: True
+
+
+onerror:
+    # The Slurm executor reports a failed job with its state only; print Slurm's reason (memory or time limit)
+    # from each failed job's Slurm log next to it.
+    from pcreg.slurm_failures import slurm_failure_lines
+
+    if log and Path(log).is_file():
+        for _line in slurm_failure_lines(Path(log).read_text(errors="replace")):
+            print(_line, file=sys.stderr)

@@ -67,3 +67,33 @@ def test_compare_pairs_ignores_runtimes_only(tmp_path):
     _write(a, "results/d/sift/pairs.csv", df)
     assert compare(a, b) == [f"only in {a}: results/d/sift/pairs.csv"]
     assert compare(tmp_path / "x", tmp_path / "y")  # nothing to compare is not a pass
+
+
+def test_slurm_failure_lines_give_slurm_reason_and_log(tmp_path):
+    from pcreg.slurm_failures import slurm_failure_lines
+
+    logs = tmp_path / ".snakemake" / "slurm_logs" / "rule_register"
+    (logs / "d_sift_0").mkdir(parents=True)
+    (logs / "d_sift_0" / "70.log").write_text(
+        "host: vm\nslurmstepd-vm: error: StepId=70.batch exceeded memory limit (181051392 > 104857600), being killed\n"
+        "slurmstepd-vm: error: *** JOB 70 ON vm CANCELLED AT 2026-12-02T17:14:20 ***\n")
+    (logs / "d_sift_1").mkdir()
+    (logs / "d_sift_1" / "71.log").write_text(
+        "slurmstepd-vm: error: *** JOB 71 ON vm CANCELLED AT 2026-12-02T17:20:00 DUE TO TIME LIMIT ***\n")
+    # As the Slurm executor plugin 1.4.0 reports failed jobs in the Snakemake log.
+    text = "".join(
+        f"[Wed Dec  2 17:14:23 2026]\nError in rule register:\n    message: SLURM-job '{j}' failed, SLURM status is: "
+        f"'{state}'. For further error details see the cluster/cloud log and the log files of the involved rule(s).\n"
+        f"    jobid: 6\n    log: results/logs/register/d/sift/{s}.log, {logs}/d_sift_{s}/{j}.log (check log file(s) "
+        f"for error details)\n    external_jobid: {j}\n"
+        for j, state, s in ((70, "FAILED", 0), (71, "TIMEOUT", 1)))
+    text += "Error in rule evaluate:\n    jobid: 3\n    (command exited with non-zero exit code)\n"  # not a Slurm one
+    lines = slurm_failure_lines(text)
+    assert len(lines) == 2
+    assert lines[0].startswith("Slurm job 70 (rule register) ended FAILED: ") and "exceeded memory limit" in lines[0]
+    assert lines[0].endswith(f"[Slurm log: {logs}/d_sift_0/70.log]")
+    assert "ended TIMEOUT: " in lines[1] and "DUE TO TIME LIMIT" in lines[1]
+    (logs / "d_sift_1" / "71.log").unlink()  # log gone: state and path still given
+    expected = f"Slurm job 71 (rule register) ended TIMEOUT [Slurm log: {logs}/d_sift_1/71.log]"
+    assert slurm_failure_lines(text)[1] == expected
+    assert slurm_failure_lines("Error in rule x:\n    jobid: 1\n") == []
