@@ -48,6 +48,7 @@ onerror:
     # from each failed job's Slurm log next to it.
     from pcreg.slurm_failures import slurm_failure_lines
 
-    if log and Path(log).is_file():
-        for _line in slurm_failure_lines(Path(log).read_text(errors="replace")):
-            print(_line, file=sys.stderr)
+    for _log in [log] if isinstance(log, (str, Path)) else (log or []):  # Snakemake 9 passes a list of log files
+        if Path(_log).is_file():
+            for _line in slurm_failure_lines(Path(_log).read_text(errors="replace")):
+                print(_line, file=sys.stderr)
