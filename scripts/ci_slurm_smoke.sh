@@ -35,7 +35,7 @@ if ! slurm_snakemake all --configfile config/smoke.yaml --directory "$work/smoke
   exit 1
 fi
 echo "smoke workflow on Slurm: $(submitted "$work/smoke.log") jobs submitted to Slurm," \
-  "$(sacct -X -n -a -o JobID | wc -l) in Slurm's accounting, took $(( $(date +%s) - start )) s"
+  "$(sacct -X -n -a -S 2020-01-01 -o JobID | wc -l) in Slurm's accounting, took $(( $(date +%s) - start )) s"
 python scripts/compare_pairs.py "$ref" "$work/smoke"
 
 echo "== a job failing on Slurm (sift's register jobs get 100 MB), keep-going, rerun"
