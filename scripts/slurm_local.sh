@@ -248,7 +248,7 @@ cmd_status() {
   for d in "${DAEMONS[@]}"; do
     if pid="$(running_pid "$d")"; then echo "$d: running ($pid)"; up=$((up + 1)); else echo "$d: stopped"; fi
   done
-  if running_pid slurmctld >/dev/null; then sinfo -N -o '%N %c CPUs %m MB %t'; squeue; fi
+  if running_pid slurmctld >/dev/null; then sinfo -N -h -o 'node %N: %c CPUs, %m MB, %t'; squeue; fi
   (( up == ${#DAEMONS[@]} ))
 }
 
