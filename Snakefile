@@ -45,6 +45,14 @@ rule all:
 
 
 onerror:
+    # The Slurm executor reports a failed job with its state only; print Slurm's reason (memory or time limit)
+    # from each failed job's Slurm log next to it.
+    from pcreg.slurm_failures import slurm_failure_lines
+
+    for _log in [log] if isinstance(log, (str, Path)) else (log or []):  # Snakemake 9 passes a list of log files
+        if Path(_log).is_file():
+            for _line in slurm_failure_lines(Path(_log).read_text(errors="replace")):
+                print(_line, file=sys.stderr)
     # Snakemake's own lock message is easy to miss after a kill; say what to do in one place.
     print("pcreg-bench: a job failed; its log under results/logs/ says why. Rerunning the same command resumes. "
           "If Snakemake itself was killed (kill -9, power loss) and a rerun says the directory cannot be locked, "
