@@ -186,3 +186,36 @@ def test_amp_and_worker_defaults():
     assert _workers(TrainConfig(num_workers=-1, threads=4), cuda=True) == 4
     assert _workers(TrainConfig(num_workers=-1, threads=4), cuda=False) == 0
     assert _workers(TrainConfig(num_workers=2), cuda=False) == 2
+
+
+def test_batches_carry_the_ground_truth_field_and_validation_scores_registration(tmp_path):
+    """A split with fields: loss_fn gets field=, a field-output predict_fn is selected on EPE."""
+    from tests._learned import write_pairs
+
+    train_split, val_split = write_pairs(tmp_path / "ds", n_train=2, n_val=2, shape=(16, 16))
+    seen = []
+
+    class Shift(torch.nn.Module):  # a learnable constant field
+        def __init__(self):
+            super().__init__()
+            self.u = torch.nn.Parameter(torch.zeros(2, 1, 1))
+
+    def loss_fn(model, moving, fixed, field=None):
+        seen.append(None if field is None else tuple(field.shape))
+        return ((model.u - field.mean(dim=(2, 3), keepdim=True)) ** 2).mean(), moving
+
+    def predict_fn(model, moving, fixed):
+        return moving, model.u.expand(len(moving), 2, *moving.shape[2:])
+
+    result = train(Shift(), loss_fn, train_split, val_split, tmp_path / "w", _config(epochs=3, lr=0.5),
+                   predict_fn=predict_fn)
+    assert seen[0] == (2, 2, 16, 16)
+    assert result.selection_metric == "epe"
+    epes = [row["val_epe"] for row in result.history]
+    gt = np.asarray(val_split.field, np.float64)
+    # EPE is the mean end-point error against the stored ground truth, recomputed here from the final field.
+    u = torch.load(tmp_path / "w" / LAST, weights_only=False)["model"]["u"].numpy()
+    assert epes[-1] == pytest.approx(np.sqrt(((gt - u[None]) ** 2).sum(axis=1)).mean(), rel=1e-5)
+    # A loss_fn without the keyword still works (the field is not passed).
+    plain = train(_model(), _loss_fn, train_split, None, tmp_path / "plain", _config(epochs=1))
+    assert plain.steps == 1 and plain.selection_metric == "train_loss"
