@@ -72,6 +72,16 @@ TRAINING_PARAMS_SCHEMA: dict[str, dict[str, Any]] = {
     "channels_last": {"type": "boolean", "default": False,
                       "description": "Train in channels_last (NHWC) memory format; recommended on CUDA."},
     "progress": {"type": "boolean", "default": True, "description": "Show a tqdm progress bar per epoch."},
+    "fresh_pairs": {"type": "boolean", "default": True,
+                    "description": "Synthetic datasets: train each epoch on newly generated pairs from the training "
+                                   "regions (seeded by seed and epoch) instead of the prepared train split again."},
+    "augment_flips": {"type": "boolean", "default": False,
+                      "description": "Random row/column flips of each training pair (images and field together)."},
+    "augment_rot90": {"type": "boolean", "default": False,
+                      "description": "Random quarter turns of each training pair (square images only)."},
+    "augment_intensity": {"type": "number", "minimum": 0, "maximum": 0.5, "default": 0.0,
+                          "description": "Independent gain/offset jitter of each training image by up to this much "
+                                         "(0 = off)."},
     "inference_batch_size": {"type": "integer", "minimum": 0, "default": 0,
                              "description": "Test pairs per forward pass when registering; 0 = auto: 32 on CUDA, "
                                             "1 on CPU (no gain there, and per-pair results stay bit-identical)."},
@@ -174,8 +184,11 @@ class LearnedMethod(Method):
         self.load(result.workdir)
 
     def training_data(self, train):  # noqa: ANN001, ANN201
-        """The training Dataset for split ``train`` (hook: fresh synthetic pairs, augmentation)."""
-        return train
+        """What to train on for split ``train``: fresh synthetic pairs per epoch and/or augmentation, as the
+        params ask (:func:`pcreg.training_data.training_dataset`), else the split itself."""
+        from pcreg.training_data import training_dataset
+
+        return training_dataset(train, self.params, self.seed)
 
     def load(self, workdir: Path) -> None:
         """Load ``workdir/best.pt`` into a freshly built model, in eval mode on ``self.device``."""
