@@ -71,6 +71,9 @@ TRAINING_PARAMS_SCHEMA: dict[str, dict[str, Any]] = {
                       "description": "Validation pairs evaluated per epoch, evenly spaced (0 = all)."},
     "channels_last": {"type": "boolean", "default": False,
                       "description": "Train in channels_last (NHWC) memory format; recommended on CUDA."},
+    "cpu_bf16": {"type": "boolean", "default": False,
+                 "description": "bfloat16 autocast for training and inference on a CPU with native bf16 "
+                                "(avx512_bf16/amx_bf16, detected); float32 elsewhere. See pcreg.cpu_precision."},
     "progress": {"type": "boolean", "default": True, "description": "Show a tqdm progress bar per epoch."},
     "fresh_pairs": {"type": "boolean", "default": True,
                     "description": "Synthetic datasets: train each epoch on newly generated pairs from the training "
@@ -219,7 +222,10 @@ class LearnedMethod(Method):
         device = self.torch_device()
         m = torch.from_numpy(np.array(moving, np.float32))[:, None].to(device)  # a copy: inputs may be read-only
         f = torch.from_numpy(np.array(fixed, np.float32))[:, None].to(device)
-        with torch.inference_mode():
+        from pcreg.cpu_precision import cpu_autocast, use_cpu_bf16
+
+        bf16 = device.type == "cpu" and use_cpu_bf16(bool(self.params.get("cpu_bf16", False)))
+        with torch.inference_mode(), cpu_autocast(bf16):
             image, fld = self.predict(self.model, m, f)
         image = image.float().cpu().numpy()[:, 0]
         return image, (None if fld is None else fld.float().cpu().numpy())
