@@ -45,11 +45,11 @@ TRAINING_PARAMS_SCHEMA: dict[str, dict[str, Any]] = {
     "max_steps": {"type": "integer", "minimum": 0, "default": 0,
                   "description": "Maximum optimizer steps (0 = only the epochs limit). A run that reaches this "
                                  "or the epochs limit before the validation plateau is reported not converged."},
-    "patience": {"type": "integer", "minimum": 0, "default": 0,
+    "patience": {"type": "integer", "minimum": 0, "default": 5,
                  "description": "Stop after this many validations (epochs) without an improvement of the "
                                 "selection metric by more than min_delta (0 = no plateau stopping: the run trains "
                                 "its whole budget and is reported not converged)."},
-    "min_delta": {"type": "number", "minimum": 0, "default": 0.0,
+    "min_delta": {"type": "number", "minimum": 0, "default": 0.001,
                   "description": "Minimum improvement that resets patience, in units of the selection metric "
                                  "(px for EPE/TRE, NCC units for NCC; see pcreg.validation)."},
     "batch_size": {"type": "integer", "minimum": 1, "default": 8, "description": "Pairs per batch (paper: 8)."},
