@@ -7,8 +7,8 @@ full training steps (forward, loss, backward, Adam step) of the method's own
 ``training_loss`` in float32 and, where the CPU runs bf16 natively
 (:func:`pcreg.cpu_precision.cpu_bf16_supported`; on CUDA always), under bf16
 autocast, optionally also in channels_last (``--channels-last``). It also times
-PCReg-Net inference at ``--infer-size`` (the workflow's path: ``prepare_inference``,
-batch 1) in fp32 and bf16 and reports the largest output difference between them.
+PCReg-Net inference at ``--infer-size`` and ``--infer-width`` (the workflow's path:
+``prepare_inference``, batch 1) in fp32 and bf16 and reports the largest output difference between them.
 
 Timing: every variant is warmed up, then timed in interleaved rounds (a shared
 machine's load hits all variants alike); best and median wall times are reported,
@@ -159,8 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", nargs="+", default=["pcreg_net", "voxelmorph", "transmorph"])
     ap.add_argument("--config", type=Path, help="take each method's params from this workflow config")
     ap.add_argument("--size", type=int, default=128, help="training image side (default 128, the default config)")
-    ap.add_argument("--batches", type=int, nargs="+", default=[1, 8], help="batch sizes (default 1 8)")
+    ap.add_argument("--batches", type=int, nargs="*", default=[1, 8],
+                    help="training batch sizes (default 1 8; none: inference only)")
     ap.add_argument("--infer-size", type=int, default=256, help="PCReg-Net inference image side (0 = skip)")
+    ap.add_argument("--infer-width", type=int, default=32,
+                    help="PCReg-Net base_width for inference (default 32, the paper's, as bench_pcreg_speed.py)")
     ap.add_argument("--channels-last", action="store_true", help="also time channels_last training variants")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
@@ -189,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{v.precision}{'+cl' if v.channels_last else ''} {v.batch / v.median():.2f} pairs/s"
                 for v in variants), flush=True)
     if args.infer_size and "pcreg_net" in args.methods:
-        variants, diff = inference_variants(_params("pcreg_net", args.config), args.infer_size, device)
+        infer_params = {**_params("pcreg_net", args.config), "base_width": args.infer_width}
+        variants, diff = inference_variants(infer_params, args.infer_size, device)
         if not native:
             variants = variants[:1]
         measure(variants, max(args.rounds, 5), warmup=2)
