@@ -20,6 +20,8 @@ import pandas as pd
 #: Appended to the label of a learned run that stopped on its budget before the validation plateau.
 MARK = "†"
 TRAINING_COLUMNS = ["converged", "steps", "stop_reason"]
+#: Params that make up a run's training criterion (runs compared in one table should share them).
+CRITERION_PARAMS = ("epochs", "max_steps", "patience", "min_delta")
 
 
 def read_status(result_dir: Path) -> dict[str, Any]:
@@ -46,7 +48,7 @@ def with_status(runs: Sequence[Any]) -> list[Any]:
 
 
 def training_notes(runs: Sequence[Any]) -> list[str]:
-    """Table notes: steps trained per learned run and what :data:`MARK` means (none without learned runs)."""
+    """Table notes: steps per learned run, differing training criteria, what :data:`MARK` means."""
     learned = [r for r in runs if getattr(r, "training", None)]
     if not learned:
         return []
@@ -57,6 +59,11 @@ def training_notes(runs: Sequence[Any]) -> list[str]:
         state = "converged" if t.get("converged") else f"not converged, {t.get('stop_reason')}"
         parts.append(f"{r.label.removesuffix(' ' + MARK)} {steps} ({state})")
     notes = ["Training steps per learned run: " + "; ".join(parts) + "."]
+    criteria = {r.label.removesuffix(" " + MARK): tuple((r.params or {}).get(k) for k in CRITERION_PARAMS)
+                for r in learned}
+    if len(set(criteria.values())) > 1:
+        notes.append("Learned runs trained to different criteria (" + ", ".join(CRITERION_PARAMS) + "): "
+                     + "; ".join(f"{name} {values}" for name, values in criteria.items()) + ".")
     if any(not r.training.get("converged") for r in learned):
         notes.append(f"{MARK} not converged: training stopped by its step/epoch budget before the validation "
                      "plateau; its numbers may improve with more training.")

@@ -10,7 +10,7 @@ from pcreg.tables import Run, overview_doc, summarize_runs
 from pcreg.training_status import MARK, read_status, with_status, write_run_doc
 
 
-def _run(tmp_path, run_id, trainable, status=None):
+def _run(tmp_path, run_id, trainable, status=None, params=None):
     folder = tmp_path / run_id
     (folder / "model").mkdir(parents=True)
     pd.DataFrame({"pair_id": ["a", "b"], "failed": [False, False], "ncc": [0.5, 0.7]}).to_csv(
@@ -18,7 +18,7 @@ def _run(tmp_path, run_id, trainable, status=None):
     if status is not None:
         (folder / "model" / "model.json").write_text(json.dumps({"run": run_id, **status}))
     return Run(run_id, run_id.upper(), "deep" if trainable else "traditional", folder / "pairs.csv",
-               trainable=trainable)
+               trainable=trainable, params=params or {})
 
 
 def test_not_converged_runs_are_marked_in_labels_notes_and_csv(tmp_path):
@@ -39,6 +39,16 @@ def test_not_converged_runs_are_marked_in_labels_notes_and_csv(tmp_path):
     md = paths[1].read_text()
     assert f"VXM {MARK}" in md and "NET 120 (converged)" in md and "VXM 480 (not converged, max_steps)" in md
     assert f"{MARK} not converged" in md
+    assert "different criteria" not in md  # all learned runs here share the (default) criterion
+
+
+def test_runs_trained_to_different_criteria_are_flagged(tmp_path):
+    done = {"converged": True, "steps": 10, "stop_reason": "plateau"}
+    runs = with_status([_run(tmp_path, "a", True, done, {"epochs": 20, "patience": 3}),
+                        _run(tmp_path, "b", True, done, {"epochs": 40, "patience": 3})])
+    summary = summarize_runs(runs, metrics={"ncc": ("NCC", 3)})
+    md = write_run_doc(overview_doc(summary, "t", metrics={"ncc": ("NCC", 3)}), summary, tmp_path / "t", runs)[1]
+    assert "different criteria" in md.read_text() and "(40, None, 3, None)" in md.read_text()
 
 
 def test_tables_without_learned_runs_get_no_training_note(tmp_path):
