@@ -19,7 +19,7 @@ import pandas as pd
 
 #: Appended to the label of a learned run that stopped on its budget before the validation plateau.
 MARK = "†"
-TRAINING_COLUMNS = ["converged", "steps", "stop_reason"]
+TRAINING_COLUMNS = ["converged", "steps", "stop_reason", "epochs_trained"]
 #: Params that make up a run's training criterion (runs compared in one table should share them).
 CRITERION_PARAMS = ("epochs", "max_steps", "patience", "min_delta")
 
@@ -31,7 +31,7 @@ def read_status(result_dir: Path) -> dict[str, Any]:
         return {}
     info = json.loads(path.read_text())
     if "converged" not in info:  # a model.json written before the harness recorded it
-        return {"converged": False, "steps": None, "stop_reason": "unknown"}
+        return {"converged": False, "steps": None, "stop_reason": "unknown", "epochs_trained": None}
     return {k: info.get(k) for k in TRAINING_COLUMNS}
 
 
@@ -59,11 +59,12 @@ def training_notes(runs: Sequence[Any]) -> list[str]:
         state = "converged" if t.get("converged") else f"not converged, {t.get('stop_reason')}"
         parts.append(f"{r.label.removesuffix(' ' + MARK)} {steps} ({state})")
     notes = ["Training steps per learned run: " + "; ".join(parts) + "."]
-    criteria = {r.label.removesuffix(" " + MARK): tuple((r.params or {}).get(k) for k in CRITERION_PARAMS)
-                for r in learned}
-    if len(set(criteria.values())) > 1:
-        notes.append("Learned runs trained to different criteria (" + ", ".join(CRITERION_PARAMS) + "): "
-                     + "; ".join(f"{name} {values}" for name, values in criteria.items()) + ".")
+    for method in dict.fromkeys(r.method for r in learned):  # runs of one method (e.g. ablations) should agree
+        criteria = {r.label.removesuffix(" " + MARK): tuple((r.params or {}).get(k) for k in CRITERION_PARAMS)
+                    for r in learned if r.method == method}
+        if len(set(criteria.values())) > 1:
+            notes.append(f"{method} runs trained to different criteria (" + ", ".join(CRITERION_PARAMS) + "): "
+                         + "; ".join(f"{name} {values}" for name, values in criteria.items()) + ".")
     if any(not r.training.get("converged") for r in learned):
         notes.append(f"{MARK} not converged: training stopped by its step/epoch budget before the validation "
                      "plateau; its numbers may improve with more training.")

@@ -18,7 +18,7 @@ def _run(tmp_path, run_id, trainable, status=None, params=None):
     if status is not None:
         (folder / "model" / "model.json").write_text(json.dumps({"run": run_id, **status}))
     return Run(run_id, run_id.upper(), "deep" if trainable else "traditional", folder / "pairs.csv",
-               trainable=trainable, params=params or {})
+               method="net", trainable=trainable, params=params or {})
 
 
 def test_not_converged_runs_are_marked_in_labels_notes_and_csv(tmp_path):
@@ -35,6 +35,7 @@ def test_not_converged_runs_are_marked_in_labels_notes_and_csv(tmp_path):
     paths = write_run_doc(overview_doc(summary, "t", metrics={"ncc": ("NCC", 3)}), summary, tmp_path / "t", runs)
     csv = pd.read_csv(paths[0], keep_default_na=False, dtype=str).set_index("run")
     assert csv["steps"].to_dict() == {"sift": "", "net": "120", "vxm": "480", "old": ""}
+    assert csv["epochs_trained"].to_dict()["old"] == ""
     assert csv["converged"].to_dict() == {"sift": "", "net": "True", "vxm": "False", "old": "False"}
     md = paths[1].read_text()
     assert f"VXM {MARK}" in md and "NET 120 (converged)" in md and "VXM 480 (not converged, max_steps)" in md
