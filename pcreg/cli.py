@@ -72,40 +72,45 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def _runs(text: str):  # noqa: ANN202
     from pcreg.reporting.tables import Run
+    from pcreg.reporting.training_status import with_status
 
-    return [Run(r["id"], r["label"], r["group"], Path(r["pairs_csv"]), method=r.get("method", r["id"]),
+    runs = [Run(r["id"], r["label"], r["group"], Path(r["pairs_csv"]), method=r.get("method", r["id"]),
                 trainable=bool(r.get("trainable", False)), params=r.get("params") or {}) for r in _json(text)]
+    return with_status(runs)  # labels of non-converged learned runs marked, in every table and figure
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
     from pcreg.reporting.outputs import curves_path, table_stem
     from pcreg.reporting.paper_tables import table1
     from pcreg.reporting.result_tables import geometry_table, stats_table
-    from pcreg.reporting.tables import load_pairs, summarize_runs, write_doc, write_table
+    from pcreg.reporting.tables import load_pairs, overview_doc, summarize_runs
+    from pcreg.reporting.training_status import write_run_doc as write_doc
 
     runs = _runs(args.runs)
     out = Path(args.out_dir)
     ds = args.dataset
     summary = summarize_runs(runs, n_boot=args.n_boot, seed=args.seed, alpha=args.alpha)
-    write_table(summary, Path(table_stem("summary", ds, out)), f"{ds}: test pairs, mean ± std per method",
-                notes=["n/a: the metric does not apply (no field, no landmarks or no ground-truth field). "
-                       "TRE here in pixels of the dataset's images; at the original resolution in the geometry "
-                       "table. The CSV has the bootstrap CIs."])
+    write_doc(overview_doc(summary, f"{ds}: test pairs, mean ± std per method",
+                           notes=["n/a: the metric does not apply (no field, no landmarks or no ground-truth field). "
+                                  "TRE here in pixels of the dataset's images; at the original resolution in the "
+                                  "geometry table. The CSV has the bootstrap CIs."]),
+              summary, Path(table_stem("summary", ds, out)), runs)
     pairs = load_pairs(runs)
     data, doc = table1(summary, runs, ds, args.paper_reference)
-    write_doc(doc, data, Path(table_stem("table1", ds, out)))
+    write_doc(doc, data, Path(table_stem("table1", ds, out)), runs)
     data, doc = stats_table(pairs, runs, ds, reference=args.reference, n_boot=args.n_boot, seed=args.seed,
                             alpha=args.alpha)
-    write_doc(doc, data, Path(table_stem("stats", ds, out)))
+    write_doc(doc, data, Path(table_stem("stats", ds, out)), runs)
     data, doc, curves = geometry_table(pairs, runs, ds, direction=args.fire_direction)
-    write_doc(doc, data, Path(table_stem("geometry", ds, out)))
+    write_doc(doc, data, Path(table_stem("geometry", ds, out)), runs)
     curves.to_csv(curves_path(ds, out), index=False)
 
 
 def cmd_table3(args: argparse.Namespace) -> None:
     from pcreg.datasets.format import PreparedDataset
     from pcreg.reporting.paper_tables import is_temporal, table3, temporal_by_run
-    from pcreg.reporting.tables import summarize_runs, write_doc
+    from pcreg.reporting.tables import summarize_runs
+    from pcreg.reporting.training_status import write_run_doc as write_doc
 
     runs = _runs(args.runs)
     summary = summarize_runs(runs)
@@ -113,16 +118,17 @@ def cmd_table3(args: argparse.Namespace) -> None:
     if is_temporal(PreparedDataset(args.data).split("test").manifest):
         temporal, odd = temporal_by_run(Path(args.data), [r for r in runs if r.group != "ablation"])
     data, doc = table3(summary, runs, args.dataset, args.paper_reference, temporal, odd)
-    write_doc(doc, data, Path(args.out_stem))
+    write_doc(doc, data, Path(args.out_stem), runs)
 
 
 def cmd_ablation(args: argparse.Namespace) -> None:
     from pcreg.reporting.paper_tables import ablation_table
-    from pcreg.reporting.tables import summarize_runs, write_doc
+    from pcreg.reporting.tables import summarize_runs
+    from pcreg.reporting.training_status import write_run_doc as write_doc
 
     runs = _runs(args.runs)
     data, doc = ablation_table(summarize_runs(runs), runs, args.dataset, args.paper_reference, args.reference)
-    write_doc(doc, data, Path(args.out_stem))
+    write_doc(doc, data, Path(args.out_stem), runs)
 
 
 def cmd_audit(args: argparse.Namespace) -> None:

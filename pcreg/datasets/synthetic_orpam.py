@@ -219,6 +219,24 @@ def make_frame(
             "field": field, "delta": delta.astype(np.float32), "lesions": lesions}
 
 
+def make_sequence(params: dict, rng: np.random.Generator, features: tuple[int, int] = (0, 0)
+                  ) -> list[dict[str, np.ndarray]]:
+    """One temporal sequence of ``params["frames"]`` frames: one vessel map, one scanner state, slow drift."""
+    h, w, frames = params["height"], params["width"], params["frames"]
+    layers = render_vessel_layers((h, 2 * w), params["vessels"], rng)
+    phase = rng.uniform(0, 2 * np.pi, size=len(layers))
+    gain, offset = rng.uniform(*SCANNER["backward_gain"]), rng.uniform(*SCANNER["backward_offset"])
+    velocity = rng.uniform(-0.3, 0.3, size=2)
+    out = []
+    for t in range(frames):
+        weights = 1.0 + 0.06 * np.sin(2 * np.pi * t / max(frames, 2) + phase)
+        out.append(make_frame(layers, weights, (velocity[0] * t, velocity[1] * t), rng,
+                              params["max_misalignment_px"], gain, offset, SCANNER["line_jitter_px"],
+                              (SCANNER["forward_noise"], SCANNER["backward_noise"]), SCANNER["background"],
+                              features))
+    return out
+
+
 def prepare(root: Path, name: str, params: dict, seed: int) -> Path:
     """Generate the dataset deterministically from ``seed`` and write it to ``root``."""
     h, w, frames = params["height"], params["width"], params["frames"]
@@ -231,17 +249,21 @@ def prepare(root: Path, name: str, params: dict, seed: int) -> Path:
             rng = np.random.default_rng([seed, split_index])
             index = 0
             for s in tqdm(range(n_seq[split]), desc=f"{name} {split}", unit="sequence"):
-                layers = render_vessel_layers((h, 2 * w), params["vessels"], rng)
-                phase = rng.uniform(0, 2 * np.pi, size=len(layers))
-                gain, offset = rng.uniform(*SCANNER["backward_gain"]), rng.uniform(*SCANNER["backward_offset"])
-                velocity = rng.uniform(-0.3, 0.3, size=2)
-                for t in range(frames):
-                    weights = 1.0 + 0.06 * np.sin(2 * np.pi * t / max(frames, 2) + phase)
-                    frame = make_frame(layers, weights, (velocity[0] * t, velocity[1] * t), rng,
-                                       params["max_misalignment_px"], gain, offset, SCANNER["line_jitter_px"],
-                                       (SCANNER["forward_noise"], SCANNER["backward_noise"]), SCANNER["background"],
-                                       features)
+                for t, frame in enumerate(make_sequence(params, rng, features)):
                     writer.add(split, f"{split}-s{s:03d}-f{t:03d}", frame["moving"], frame["fixed"],
                                field=frame["field"], sequence=f"{split}-s{s:03d}", frame=t, lesions=frame["lesions"])
                     index += 1
     return root
+
+
+def training_pairs(params: dict, seed: int, epoch: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` fresh training frames ``(moving, fixed, field)`` for ``epoch`` (harness hook: methods.training_data).
+
+    New vessel maps and sweeps drawn like the prepared train split's, from the
+    generator seeded by ``(seed, "train", epoch)``: new pairs every epoch, the same ones in every run.
+    """
+    rng = np.random.default_rng([seed, 0, epoch])
+    out: list[dict[str, np.ndarray]] = []
+    while len(out) < n:
+        out += make_sequence(params, rng)[: n - len(out)]
+    return tuple(np.stack([p[k] for p in out]).astype(np.float32) for k in ("moving", "fixed", "field"))

@@ -182,16 +182,20 @@ def ablation_table(summary: pd.DataFrame, runs: Sequence[Run], dataset: str,
                                 chosen, paper):
         srow = stats.get(run.id) if run else None
         label = run.label if run else prow["row"]
-        epochs = run.params.get("epochs") if run else None
+        # Epochs and optimizer steps trained (model.json; reporting.training_status), else the configured epochs.
+        trained = (getattr(run, "training", None) or {}) if run else {}
+        epochs = (trained.get("epochs_trained") or run.params.get("epochs")) if run else None
+        steps = trained.get("steps")
         rows.append([label, *_metric_cells(srow, prow, INTENSITY, with_paper),
-                     DASH if epochs is None else str(epochs)])
+                     DASH if epochs is None else (f"{epochs} ({steps} steps)" if steps is not None else str(epochs))])
         rec = _csv_row("ablation", run, prow, srow, list(INTENSITY), paper_reference)
         rec["epochs"] = epochs
         data.append(rec)
     notes = [f"{dataset}: mean ± std over the test pairs.", SSIM_NOTE, _paper_note(2, paper_reference, dataset)]
     if with_paper:
         notes.append("The paper states its ablations were trained for 20 epochs, yet its 'Full model' row repeats "
-                     "Table 1 (100 epochs) digit for digit; the Epochs column gives this suite's training epochs.")
+                     "Table 1 (100 epochs) digit for digit; the Epochs column gives this suite's epochs (and optimizer "
+                     "steps) trained.")
     if full_model not in {r.id for r in runs}:
         notes.append(f"No {full_model} run on {dataset}: the full-model row is not run.")
     columns = _columns("Configuration", INTENSITY, paper_reference, with_paper) + ["Epochs"]
