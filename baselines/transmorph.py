@@ -35,6 +35,12 @@ _MODEL_PARAMS: dict[str, Any] = {
         "type": "number", "minimum": 0, "maximum": 1, "default": 0.3,
         "description": "Stochastic depth of the Swin encoder (official configuration: 0.3).",
     },
+    "prealign": {
+        "enum": ["none", "sift-affine", "sift-homography"], "default": "none",
+        "description": "Classical pre-alignment composed with the learned field (pcreg.models.prealign; the "
+        "paper's data are affinely pre-aligned): none, or the suite's SIFT fitting an affine transform or a "
+        "homography.",
+    },
 }
 
 
@@ -60,13 +66,38 @@ class TransMorph(LearnedMethod):
             self._loss = RegistrationLoss(self.params["loss"], self.params["lambda"], self.params["ncc_window"])
         return self._loss
 
+    def _prealigner(self):  # noqa: ANN202
+        if getattr(self, "_pre", None) is None:
+            from pcreg.models.prealign import PreAligner
+
+            self._pre = PreAligner(self.params["prealign"], seed=self.seed, threads=self.threads)
+        return self._pre
+
+    def _fields(self, model, moving, fixed):  # noqa: ANN001, ANN202
+        """``(network flow, total field)``: the network runs on the pre-aligned moving image."""
+        from pcreg.models.prealign import compose
+        from pcreg.models.spatial import warp
+
+        pre_align = self._prealigner()
+        if not pre_align.enabled:
+            flow = model.flow(moving, fixed)
+            return flow, flow
+        a = pre_align.fields(moving, fixed)
+        flow = model.flow(warp(moving, a), fixed)
+        return flow, compose(a, flow)
+
     def training_loss(self, model, moving, fixed):  # noqa: ANN001, ANN201
-        """Similarity of warped moving to fixed + lambda * l2 gradient of the flow."""
-        warped, flow = model(moving, fixed)
+        """Similarity of warped moving to fixed + lambda * l2 gradient of the network's flow."""
+        from pcreg.models.spatial import warp
+
+        flow, total = self._fields(model, moving, fixed)
+        warped = warp(moving, total)
         loss, _ = self._loss_module()(warped, fixed, flow)
         return loss, warped
 
     def predict(self, model, moving, fixed):  # noqa: ANN001, ANN201
-        """The flow (suite convention) and moving warped by it."""
-        warped, flow = model(moving, fixed)
-        return warped.float(), flow.float()
+        """The total field (suite convention) and moving warped by it."""
+        from pcreg.models.spatial import warp
+
+        _, total = self._fields(model, moving, fixed)
+        return warp(moving, total).float(), total.float()

@@ -56,6 +56,11 @@ _MODEL_PARAMS: dict[str, Any] = {
         "(1 with NCC, 0.01 with MSE).",
     },
     "ncc_window": {"type": "integer", "minimum": 3, "default": 9, "description": "Local NCC window (paper: 9)."},
+    "prealign": {
+        "enum": ["none", "sift-affine", "sift-homography"], "default": "none",
+        "description": "Classical pre-alignment composed with the learned field (pcreg.models.prealign; the paper "
+        "assumes affinely pre-aligned inputs): none, or the suite's SIFT fitting an affine transform or a homography.",
+    },
 }
 
 
@@ -104,24 +109,49 @@ class VoxelMorph(LearnedMethod):
             self._loss = RegistrationLoss(self.params["loss"], self.lam, self.params["ncc_window"])
         return self._loss
 
-    def training_loss(self, model, moving, fixed):  # noqa: ANN001, ANN201
-        """Similarity of the package-warped moving image to fixed + lambda * smoothness of the (velocity) field."""
-        from pcreg.models.spatial import pad_to_multiple
+    def _prealigner(self):  # noqa: ANN202
+        if getattr(self, "_pre", None) is None:
+            from pcreg.models.prealign import PreAligner
 
-        m, (h, w) = pad_to_multiple(moving, self.size_multiple)
+            self._pre = PreAligner(self.params["prealign"], seed=self.seed, threads=self.threads)
+        return self._pre
+
+    def _fields(self, model, moving, fixed):  # noqa: ANN001, ANN202
+        """``(velocity, total displacement)`` of a batch: the network runs on the pre-aligned moving image.
+
+        'velocity' is the network output before integration (the displacement when
+        integration_steps == 0); the total displacement composes the pre-alignment with the
+        integrated network field (pcreg.models.prealign.compose).
+        """
+        from pcreg.models.prealign import compose
+        from pcreg.models.spatial import pad_to_multiple, warp
+
+        pre_align = self._prealigner()
+        a = pre_align.fields(moving, fixed) if pre_align.enabled else None
+        source = moving if a is None else warp(moving, a)
+        m, (h, w) = pad_to_multiple(source, self.size_multiple)
         f, _ = pad_to_multiple(fixed, self.size_multiple)
-        # 'velocity' is the network output before integration (the displacement when integration_steps == 0);
-        # the warped image always uses the integrated displacement.
-        velocity, warped = model(m, f, return_warped_source=True, return_field_type="velocity")
-        velocity, warped = velocity[..., :h, :w], warped[..., :h, :w]
+        velocity = model(m, f, return_field_type="velocity")
+        disp = model.velocity_field_integrator(velocity) if model.integration_steps > 0 else velocity
+        velocity, disp = velocity[..., :h, :w], disp[..., :h, :w]
+        return velocity, (disp if a is None else compose(a, disp))
+
+    def training_loss(self, model, moving, fixed):  # noqa: ANN001, ANN201
+        """Similarity of the warped moving image to fixed + lambda * smoothness of the network's (velocity) field.
+
+        The moving image is warped once by the total field with the suite's routine (replicated
+        borders), the same warp that produces the registered images at inference.
+        """
+        from pcreg.models.spatial import warp
+
+        velocity, total = self._fields(model, moving, fixed)
+        warped = warp(moving, total)
         loss, _ = self._loss_module()(warped, fixed, velocity)
         return loss, warped
 
     def predict(self, model, moving, fixed):  # noqa: ANN001, ANN201
-        """The displacement field (suite convention, which is the package's) and moving warped by it."""
-        from pcreg.models.spatial import pad_to_multiple, warp
+        """The total displacement field (suite convention, which is the package's) and moving warped by it."""
+        from pcreg.models.spatial import warp
 
-        m, (h, w) = pad_to_multiple(moving, self.size_multiple)
-        f, _ = pad_to_multiple(fixed, self.size_multiple)
-        field = model(m, f, return_field_type="displacement")[..., :h, :w].float()
-        return warp(moving.float(), field), field
+        _, field = self._fields(model, moving.float(), fixed.float())
+        return warp(moving.float(), field.float()), field.float()
