@@ -4,14 +4,19 @@ A subclass sets ``name``/``label``/``outputs_field`` and a ``PARAMS_SCHEMA`` bui
 with :func:`with_training_params`, and implements three methods:
 
 - ``build_model(self) -> nn.Module`` (from ``self.params``);
-- ``training_loss(self, model, moving, fixed) -> (loss, registered)`` for a batch
-  ``(B, 1, H, W)``;
+- ``training_loss(self, model, moving, fixed, field=None) -> (loss, registered)``
+  for a batch ``(B, 1, H, W)``; ``field`` is the batch's ground-truth field
+  ``(B, 2, H, W)`` in the suite convention when the training split has one, else
+  ``None`` (a method may ignore it, or use it as supervision);
 - ``predict(self, model, moving, fixed) -> (registered (B,1,H,W), field (B,2,H,W) or None)``;
   a field must follow the suite convention (pixels, ``u[0]`` rows, ``u[1]`` cols,
   pull-back in fixed space: ``warped(p) = moving(p + u(p))``).
 
 This base class does the rest: :meth:`fit` trains through the shared harness
-:func:`pcreg.training.train` (checkpoints, resume, log, best-by-validation-NCC),
+:func:`pcreg.training.train` (checkpoints, resume guarded by a fingerprint of
+params and data, log, plateau stopping, model selection by a validation metric
+that measures registration -- see :mod:`pcreg.validation`) and keeps its
+outcome in ``self.train_summary`` (``converged``, ``steps``, ``stop_reason``...),
 :meth:`load` restores ``best.pt``, :meth:`register` runs ``predict`` on one pair
 and returns ``Registration(field=...)`` or ``Registration(image=...)`` according
 to ``outputs_field``. ``self.device`` may be ``"cpu"``, ``"cuda"`` or ``"auto"``;
@@ -34,7 +39,19 @@ from baselines.base import Method, Registration
 
 #: JSON-schema properties of the shared training settings (defaults follow the paper where it states them).
 TRAINING_PARAMS_SCHEMA: dict[str, dict[str, Any]] = {
-    "epochs": {"type": "integer", "minimum": 0, "default": 100, "description": "Training epochs (paper: 100)."},
+    "epochs": {"type": "integer", "minimum": 0, "default": 100,
+               "description": "Maximum training epochs, one validation each; also the length of the cosine "
+                              "learning-rate schedule (paper: 100)."},
+    "max_steps": {"type": "integer", "minimum": 0, "default": 0,
+                  "description": "Maximum optimizer steps (0 = only the epochs limit). A run that reaches this "
+                                 "or the epochs limit before the validation plateau is reported not converged."},
+    "patience": {"type": "integer", "minimum": 0, "default": 0,
+                 "description": "Stop after this many validations (epochs) without an improvement of the "
+                                "selection metric by more than min_delta (0 = no plateau stopping: the run trains "
+                                "its whole budget and is reported not converged)."},
+    "min_delta": {"type": "number", "minimum": 0, "default": 0.0,
+                  "description": "Minimum improvement that resets patience, in units of the selection metric "
+                                 "(px for EPE/TRE, NCC units for NCC; see pcreg.validation)."},
     "batch_size": {"type": "integer", "minimum": 1, "default": 8, "description": "Pairs per batch (paper: 8)."},
     "lr": {"type": "number", "exclusiveMinimum": 0, "default": 1e-3, "description": "Adam learning rate."},
     "weight_decay": {"type": "number", "minimum": 0, "default": 1e-5,
@@ -88,14 +105,18 @@ class LearnedMethod(Method):
                  device: str = "auto"):
         super().__init__(params, seed=seed, threads=threads, device=device)
         self.model = None  # built by fit() or load()
+        self.train_summary: dict[str, Any] = {}  # set by fit()
 
     # -- to implement -------------------------------------------------------------------------
     def build_model(self):  # noqa: ANN201 - returns torch.nn.Module (torch not imported here)
         """The untrained ``nn.Module`` described by ``self.params``."""
         raise NotImplementedError
 
-    def training_loss(self, model, moving, fixed):  # noqa: ANN001, ANN201
-        """``(loss, registered)`` for a batch ``(B, 1, H, W)`` (model in train or eval mode)."""
+    def training_loss(self, model, moving, fixed, field=None):  # noqa: ANN001, ANN201
+        """``(loss, registered)`` for a batch ``(B, 1, H, W)`` (model in train or eval mode).
+
+        ``field``: the batch's ground-truth field ``(B, 2, H, W)`` (suite convention) or None.
+        """
         raise NotImplementedError
 
     def predict(self, model, moving, fixed):  # noqa: ANN001, ANN201
@@ -134,18 +155,27 @@ class LearnedMethod(Method):
     def fit(self, train, val, workdir: Path) -> None:  # noqa: ANN001 - PairSplit
         """Train on ``train`` validating on ``val`` (may be None); resumes from ``workdir/last.pt``.
 
-        Afterwards the method holds the best-validation weights (``best.pt``).
+        Afterwards the method holds the best-validation weights (``best.pt``) and
+        ``self.train_summary`` says how training went (for ``model.json``).
+        A checkpoint from other params or data is not resumed (see :mod:`pcreg.fingerprint`).
         """
         import torch
 
+        from pcreg.fingerprint import training_fingerprint
         from pcreg.training import train as run_training
 
         torch.set_num_threads(max(self.threads, 1))
         model = self.new_model()
         result = run_training(
-            model, self.training_loss, train, val, Path(workdir), self.train_config(), predict_fn=self.predict
+            model, self.training_loss, self.training_data(train), val, Path(workdir), self.train_config(),
+            predict_fn=self.predict, fingerprint=training_fingerprint(self.params, self.seed, train, val),
         )
+        self.train_summary = result.summary()
         self.load(result.workdir)
+
+    def training_data(self, train):  # noqa: ANN001, ANN201
+        """The training Dataset for split ``train`` (hook: fresh synthetic pairs, augmentation)."""
+        return train
 
     def load(self, workdir: Path) -> None:
         """Load ``workdir/best.pt`` into a freshly built model, in eval mode on ``self.device``."""

@@ -67,7 +67,7 @@ class PCRegNetMethod(LearnedMethod):
         p = self.params
         return CompositeLoss(l1=p.get("loss_l1", 1.0), mse=p.get("loss_mse", 1.0), ssim=p.get("loss_ssim", 1.0))
 
-    def training_loss(self, model, moving, fixed):  # noqa: ANN001, ANN201
+    def training_loss(self, model, moving, fixed, field=None):  # noqa: ANN001, ANN201, ARG002 - image loss only
         from pcreg.losses import pcreg_loss
 
         out = model(moving, fixed)

@@ -71,39 +71,43 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def _runs(text: str):  # noqa: ANN202
     from pcreg.tables import Run
+    from pcreg.training_status import with_status
 
-    return [Run(r["id"], r["label"], r["group"], Path(r["pairs_csv"]), method=r.get("method", r["id"]),
+    runs = [Run(r["id"], r["label"], r["group"], Path(r["pairs_csv"]), method=r.get("method", r["id"]),
                 trainable=bool(r.get("trainable", False)), params=r.get("params") or {}) for r in _json(text)]
+    return with_status(runs)  # labels of non-converged learned runs marked, in every table and figure
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
     from pcreg.paper_tables import table1
     from pcreg.result_tables import geometry_table, stats_table
-    from pcreg.tables import load_pairs, summarize_runs, write_doc, write_table
+    from pcreg.tables import load_pairs, overview_doc, summarize_runs
+    from pcreg.training_status import write_run_doc as write_doc
 
     runs = _runs(args.runs)
     out = Path(args.out_dir)
     ds = args.dataset
     summary = summarize_runs(runs, n_boot=args.n_boot, seed=args.seed, alpha=args.alpha)
-    write_table(summary, out / ds, f"{ds}: test pairs, mean ± std per method",
-                notes=["n/a: the metric does not apply (no field, no landmarks or no ground-truth field). "
-                       "TRE here in pixels of the dataset's images; at the original resolution in the geometry "
-                       "table. The CSV has the bootstrap CIs."])
+    write_doc(overview_doc(summary, f"{ds}: test pairs, mean ± std per method",
+                           notes=["n/a: the metric does not apply (no field, no landmarks or no ground-truth field). "
+                                  "TRE here in pixels of the dataset's images; at the original resolution in the "
+                                  "geometry table. The CSV has the bootstrap CIs."]), summary, out / ds, runs)
     pairs = load_pairs(runs)
     data, doc = table1(summary, runs, ds, args.paper_reference)
-    write_doc(doc, data, out / f"table1_{ds}")
+    write_doc(doc, data, out / f"table1_{ds}", runs)
     data, doc = stats_table(pairs, runs, ds, reference=args.reference, n_boot=args.n_boot, seed=args.seed,
                             alpha=args.alpha)
-    write_doc(doc, data, out / f"stats_{ds}")
+    write_doc(doc, data, out / f"stats_{ds}", runs)
     data, doc, curves = geometry_table(pairs, runs, ds)
-    write_doc(doc, data, out / f"geometry_{ds}")
+    write_doc(doc, data, out / f"geometry_{ds}", runs)
     curves.to_csv(out / f"fire_curves_{ds}.csv", index=False)
 
 
 def cmd_table3(args: argparse.Namespace) -> None:
     from pcreg.datasets.format import PreparedDataset
     from pcreg.paper_tables import is_temporal, table3, temporal_by_run
-    from pcreg.tables import summarize_runs, write_doc
+    from pcreg.tables import summarize_runs
+    from pcreg.training_status import write_run_doc as write_doc
 
     runs = _runs(args.runs)
     summary = summarize_runs(runs)
@@ -111,16 +115,17 @@ def cmd_table3(args: argparse.Namespace) -> None:
     if is_temporal(PreparedDataset(args.data).split("test").manifest):
         temporal, odd = temporal_by_run(Path(args.data), [r for r in runs if r.group != "ablation"])
     data, doc = table3(summary, runs, args.dataset, args.paper_reference, temporal, odd)
-    write_doc(doc, data, Path(args.out_stem))
+    write_doc(doc, data, Path(args.out_stem), runs)
 
 
 def cmd_ablation(args: argparse.Namespace) -> None:
     from pcreg.paper_tables import ablation_table
-    from pcreg.tables import summarize_runs, write_doc
+    from pcreg.tables import summarize_runs
+    from pcreg.training_status import write_run_doc as write_doc
 
     runs = _runs(args.runs)
     data, doc = ablation_table(summarize_runs(runs), runs, args.dataset, args.paper_reference)
-    write_doc(doc, data, Path(args.out_stem))
+    write_doc(doc, data, Path(args.out_stem), runs)
 
 
 def cmd_audit(args: argparse.Namespace) -> None:

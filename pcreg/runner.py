@@ -65,7 +65,7 @@ def fit_method(data_root: Path, spec: dict[str, Any], out_dir: Path, *, seed: in
     out_dir.mkdir(parents=True, exist_ok=True)
     method.fit(dataset.split("train"), dataset.split("val"), out_dir)
     summary = {"run": spec.get("id"), "method": spec["method"], "params": method.params, "seed": seed,
-               "dataset": dataset.name}
+               "dataset": dataset.name, **getattr(method, "train_summary", {})}
     tmp = out_dir / "model.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, out_dir / "model.json")

@@ -51,6 +51,8 @@ class Run:
     method: str = ""
     trainable: bool = False
     params: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    #: How training ended, for learned runs (``converged``, ``steps``, ``stop_reason``; see pcreg.training_status).
+    training: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def result_dir(self) -> Path:

@@ -3,8 +3,11 @@
 Every trainable torch method (PCReg-Net, VoxelMorph, TransMorph, ...) trains
 through :func:`train`; methods only supply a model and two callables:
 
-- ``loss_fn(model, moving, fixed) -> (loss, registered)`` for a batch
-  ``(B, 1, H, W)``: the scalar training loss and the registered image;
+- ``loss_fn(model, moving, fixed[, field]) -> (loss, registered)`` for a batch
+  ``(B, 1, H, W)``: the scalar training loss and the registered image. When the
+  split stores ground-truth fields, batches carry them (``(B, 2, H, W)``, suite
+  convention) and they are passed as ``field=`` to a ``loss_fn`` that accepts
+  that keyword (``None`` otherwise), so a method may use them as supervision;
 - optionally ``predict_fn(model, moving, fixed) -> (registered, field_or_None)``,
   used for the validation metrics (default: the ``registered`` of ``loss_fn``).
 
@@ -12,6 +15,13 @@ What the harness does (one place, so every method gets the same treatment):
 
 - Adam with (L2) weight decay, ``CosineAnnealingLR`` stepped once per epoch over
   ``epochs``, gradient clipping by global norm (``grad_clip``);
+- budget and stopping: at most ``epochs`` epochs and (``max_steps`` > 0) at most
+  ``max_steps`` optimizer steps; with ``patience`` > 0 training stops on a
+  validation plateau (:class:`pcreg.validation.Plateau`: no improvement of the
+  selection metric by more than ``min_delta`` for ``patience`` validations, one
+  validation per epoch). :class:`TrainResult` says ``converged`` (plateau
+  reached), ``steps`` and ``stop_reason`` (``plateau``, ``max_steps``, ``epochs``);
+  a run stopped by its budget is *not converged*;
 - mixed precision only on CUDA (``torch.autocast`` + ``GradScaler`` for float16;
   bfloat16 needs no scaler); on CPU ``amp`` is ignored;
 - determinism: the caller seeds model initialisation; the harness seeds the
@@ -22,22 +32,30 @@ What the harness does (one place, so every method gets the same treatment):
   scaler, epoch, best score, history, RNG states), and ``best.pt`` (model weights
   of the epoch with the best validation score), both written atomically
   (temporary file + ``os.replace``);
-- **best model = highest mean validation NCC** (the suite's headline metric),
-  epochs with undefined NCC (constant output) ranked by validation loss;
-  without a validation split, the lowest training loss;
+- **best model = best validation registration metric**
+  (:mod:`pcreg.validation`: EPE against the ground-truth field, else TRE at the
+  landmarks, else the method's loss for field methods, else NCC for image-output
+  methods); without a validation split, the lowest training loss;
 - a per-epoch log ``train_log.csv`` with the columns :data:`LOG_COLUMNS`,
   rewritten atomically from the checkpointed history (so it never holds epochs
   that a resumed run will redo);
-- resume: if ``last.pt`` exists in ``workdir`` training continues after its
-  epoch; a finished run returns at once.
+- resume: if ``last.pt`` exists in ``workdir`` and carries the same
+  ``fingerprint`` (method parameters and prepared data, see
+  :mod:`pcreg.fingerprint`), training continues after its epoch ("resumed at
+  epoch k" is logged) and a finished run returns at once; on a different
+  fingerprint the old checkpoints are moved aside to ``stale/`` and training
+  starts over (one log line says so).
 """
 
 from __future__ import annotations
 
 import csv
+import inspect
 import math
 import os
 import random
+import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -49,14 +67,16 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from pcreg import metrics
+from pcreg.validation import Plateau, choose_metric, pair_scores, score_of
 
-LOG_COLUMNS = ["epoch", "train_loss", "val_loss", "val_ncc", "val_ssim", "val_psnr", "lr", "seconds"]
+LOG_COLUMNS = ["epoch", "steps", "train_loss", "val_loss", "val_ncc", "val_ssim", "val_psnr", "val_epe", "val_tre",
+               "lr", "seconds"]
+STALE = "stale"
 LAST = "last.pt"
 BEST = "best.pt"
 LOG = "train_log.csv"
 
-LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+LossFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 PredictFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, "torch.Tensor | None"]]
 
 
@@ -73,10 +93,16 @@ class TrainConfig:
     ``threads`` sets ``torch.set_num_threads`` for the run (0 = leave as is).
     ``channels_last`` trains in NHWC memory format (faster convolutions with
     tensor cores on CUDA; it changes only the memory layout, not the result
-    beyond float rounding).
+    beyond float rounding). ``epochs`` is the maximum number of epochs (and the
+    length of the cosine schedule), ``max_steps`` (> 0) caps optimizer steps,
+    ``patience``/``min_delta`` define the validation plateau (``patience`` 0: no
+    early stopping, the run trains its whole budget and is reported not converged).
     """
 
     epochs: int = 100
+    max_steps: int = 0
+    patience: int = 0
+    min_delta: float = 0.0
     batch_size: int = 8
     lr: float = 1e-3
     weight_decay: float = 1e-5
@@ -99,11 +125,30 @@ class TrainResult:
 
     history: list[dict[str, float]]
     best_epoch: int
-    #: Selection key of the best epoch: (mean val NCC, -val loss); see ``_score``.
+    #: Selection key of the best epoch: (signed selection metric, -val loss); see ``pcreg.validation.score_of``.
     best_score: tuple[float, float]
     workdir: Path
     resumed_from: int = 0
+    #: Optimizer steps trained in total (including those before a resume).
+    steps: int = 0
+    #: ``plateau`` (converged), ``max_steps`` or ``epochs`` (budget exhausted first).
+    stop_reason: str = "epochs"
+    #: The validation metric that selected ``best.pt`` (:mod:`pcreg.validation`), or ``train_loss``.
+    selection_metric: str = "train_loss"
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def converged(self) -> bool:
+        """True when training stopped on the validation plateau rather than on its budget."""
+        return self.stop_reason == "plateau"
+
+    def summary(self) -> dict[str, Any]:
+        """What ``model.json`` records about the training run."""
+        best = self.history[self.best_epoch - 1] if 0 < self.best_epoch <= len(self.history) else {}
+        return {"converged": self.converged, "steps": self.steps, "epochs_trained": len(self.history),
+                "stop_reason": self.stop_reason, "best_epoch": self.best_epoch,
+                "selection_metric": self.selection_metric,
+                "best_value": _json_float(best.get(_LOG_KEY.get(self.selection_metric, ""), float("nan")))}
 
     @property
     def best_path(self) -> Path:
@@ -114,16 +159,31 @@ class TrainResult:
         return self.workdir / LAST
 
 
+_LOG_KEY = {"epe": "val_epe", "tre": "val_tre", "loss": "val_loss", "ncc": "val_ncc", "train_loss": "train_loss"}
+
+
+def _json_float(x: Any) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
 class PairDataset(Dataset):
     """Torch view of a :class:`pcreg.datasets.format.PairSplit` (memory-mapped arrays).
 
-    Item ``i`` is ``(moving, fixed)``, each a ``(1, H, W)`` float32 tensor; only
-    that pair is read from disk. ``indices`` restricts the view to some pairs.
+    Item ``i`` is ``(moving, fixed)``, each a ``(1, H, W)`` float32 tensor, or
+    ``(moving, fixed, field)`` with the ``(2, H, W)`` ground-truth field when the
+    split stores fields (``with_field`` None = whenever it does); only that pair is
+    read from disk. ``indices`` restricts the view to some pairs;
+    :meth:`landmarks_at` gives item ``i``'s landmarks.
     """
 
-    def __init__(self, split: Any, indices: list[int] | None = None):
+    def __init__(self, split: Any, indices: list[int] | None = None, with_field: bool | None = None):
         self.split = split
         self.indices = list(range(len(split))) if indices is None else list(indices)
+        has = getattr(split, "field", None) is not None
+        self.with_field = has if with_field is None else bool(with_field and has)
+        self.landmarks = {i: split.landmarks_of(pid) for i, pid in enumerate(split.pair_ids)} \
+            if getattr(split, "landmarks", None) else {}
         # Splits read from disk are streamed with positioned reads (pcreg.streaming.PairRows): iterating
         # a memory map keeps every page touched resident, which grows with the dataset.
         root = getattr(split, "root", None)
@@ -131,7 +191,11 @@ class PairDataset(Dataset):
         if root is not None:
             from pcreg.streaming import PairRows
 
-            self.rows = PairRows(root, split.name)
+            self.rows = PairRows(root, split.name, with_field=self.with_field)
+
+    def landmarks_at(self, i: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(fixed_xy, moving_xy)`` of item ``i``, or None."""
+        return self.landmarks.get(self.indices[i])
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -143,13 +207,38 @@ class PairDataset(Dataset):
             state["split"] = None
         return state
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
+        j = self.indices[i]
         if self.rows is not None:
-            moving, fixed = self.rows[self.indices[i]]
+            arrays = self.rows[j]
         else:
-            moving, fixed = self.split.pair(self.indices[i])
+            arrays = (*self.split.pair(j), self.split.field[j]) if self.with_field else self.split.pair(j)
         # np.array copies: memory-mapped rows are read-only and torch wants writable memory.
-        return torch.from_numpy(np.array(moving, np.float32))[None], torch.from_numpy(np.array(fixed, np.float32))[None]
+        moving, fixed = (torch.from_numpy(np.array(a, np.float32))[None] for a in arrays[:2])
+        if self.with_field:
+            return moving, fixed, torch.from_numpy(np.array(arrays[2], np.float32))
+        return moving, fixed
+
+
+def unpack_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """``(moving, fixed, field or None)`` of a batch of 2- or 3-tuples."""
+    return batch[0], batch[1], (batch[2] if len(batch) > 2 else None)
+
+
+def accepts_field(fn: Callable) -> bool:
+    """Whether ``fn`` takes a ``field`` keyword (the ground-truth field of the batch)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return "field" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def _loss_caller(loss_fn: LossFn) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+    """``call(model, moving, fixed, field)``: passes ``field`` on only to a ``loss_fn`` that accepts it."""
+    if accepts_field(loss_fn):
+        return lambda model, m, f, fld: loss_fn(model, m, f, field=fld)
+    return lambda model, m, f, fld: loss_fn(model, m, f)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -241,37 +330,55 @@ def evaluate(
     config: TrainConfig,
     device: torch.device,
     predict_fn: PredictFn | None = None,
-) -> dict[str, float]:
-    """Validation: mean loss and mean per-pair NCC/SSIM/PSNR (``pcreg.metrics``) of registered vs fixed.
+) -> dict[str, Any]:
+    """Validation: mean loss and per-pair registration numbers of ``dataset`` (see :mod:`pcreg.validation`).
 
-    The model is put in eval mode (BatchNorm uses running statistics) and no
-    gradients are kept; mixed precision is used as in training.
+    Returns ``val_loss``, ``val_ncc``/``val_ssim``/``val_psnr`` (registered vs
+    fixed), ``val_epe`` (predicted vs ground-truth field) and ``val_tre`` (at the
+    landmarks) -- NaN where not computable -- and ``metric``, the selection metric
+    these data allow. The model is put in eval mode (BatchNorm uses running
+    statistics) and no gradients are kept; mixed precision is used as in training.
     """
     model.eval()
-    losses, nccs, ssims, psnrs = [], [], [], []
+    call = _loss_caller(loss_fn)
+    losses: list[float] = []
+    rows: list[dict[str, float]] = []
+    field_out, has_gt, has_lm = False, False, False
     use_amp, amp_dtype = _amp_settings(config, device)
     loader = _epoch_loader(dataset, config, 0, shuffle=False, pin=device.type == "cuda")
+    landmarks_at = getattr(dataset, "landmarks_at", None)
+    k = 0  # item index of the batch's first pair (the loader keeps the order)
     with torch.no_grad():
-        for moving, fixed in loader:
+        for batch in loader:
+            moving, fixed, gt = unpack_batch(batch)
             moving, fixed = _to(moving, device, config), _to(fixed, device, config)
+            gt_dev = None if gt is None else gt.to(device)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                loss, registered = loss_fn(model, moving, fixed)
+                loss, registered = call(model, moving, fixed, gt_dev)
+                field = None
                 if predict_fn is not None:
-                    registered, _ = predict_fn(model, moving, fixed)
+                    registered, field = predict_fn(model, moving, fixed)
             losses.append(float(loss) * len(moving))
             reg = registered.float().cpu().numpy()[:, 0]
             fix = fixed.float().cpu().numpy()[:, 0]
-            for r, f in zip(reg, fix):
-                nccs.append(metrics.ncc(r, f))
-                ssims.append(metrics.ssim(r, f))
-                psnrs.append(min(metrics.psnr(r, f), 100.0))  # identical images: cap inf for averaging
-    n = max(len(nccs), 1)
-    return {
-        "val_loss": sum(losses) / n,
-        "val_ncc": float(np.mean(nccs)),  # NaN if any prediction is constant (NCC undefined)
-        "val_ssim": float(np.mean(ssims)) if ssims else float("nan"),
-        "val_psnr": float(np.mean(psnrs)) if psnrs else float("nan"),
-    }
+            fld = None if field is None else field.float().cpu().numpy()
+            gtn = None if gt is None else gt.numpy()
+            field_out |= fld is not None
+            has_gt |= gtn is not None
+            for j in range(len(reg)):
+                lm = landmarks_at(k + j) if landmarks_at is not None else None
+                has_lm |= lm is not None
+                rows.append(pair_scores(reg[j], fix[j], None if fld is None else fld[j],
+                                        None if gtn is None else gtn[j], lm))
+            k += len(reg)
+    n = max(len(rows), 1)
+
+    def mean(key: str) -> float:
+        values = [r[key] for r in rows if key in r]
+        return float(np.mean(values)) if values else float("nan")  # NaN if a prediction is constant (NCC)
+
+    return {"val_loss": sum(losses) / n, "val_ncc": mean("ncc"), "val_ssim": mean("ssim"), "val_psnr": mean("psnr"),
+            "val_epe": mean("epe"), "val_tre": mean("tre"), "metric": choose_metric(field_out, has_gt, has_lm)}
 
 
 def _to(x: torch.Tensor, device: torch.device, config: TrainConfig) -> torch.Tensor:
@@ -290,6 +397,23 @@ def _amp_settings(config: TrainConfig, device: torch.device) -> tuple[bool, torc
     return use, getattr(torch, name)
 
 
+def _say(message: str) -> None:
+    """One line on stderr (the workflow's fit log)."""
+    print(f"training: {message}", file=sys.stderr, flush=True)
+
+
+def _move_aside(workdir: Path, reason: str) -> None:
+    """Move the checkpoints and log of an incompatible earlier run to ``workdir/stale/`` (kept, not deleted)."""
+    stale = workdir / STALE
+    if stale.exists():
+        shutil.rmtree(stale)
+    stale.mkdir()
+    for name in (LAST, BEST, LOG):
+        if (workdir / name).exists():
+            os.replace(workdir / name, stale / name)
+    _say(f"{reason}: earlier checkpoint moved to {stale}, training starts over")
+
+
 def train(
     model: nn.Module,
     loss_fn: LossFn,
@@ -300,14 +424,19 @@ def train(
     *,
     predict_fn: PredictFn | None = None,
     callback: Callable[[int, dict[str, float]], None] | None = None,
+    fingerprint: str | None = None,
 ) -> TrainResult:
     """Train ``model`` with ``loss_fn`` on ``train_data``, validating on ``val_data``; checkpoints in ``workdir``.
 
     ``train_data``/``val_data`` are :class:`PairSplit` objects or torch Datasets
-    yielding ``(moving, fixed)``; ``val_data`` may be ``None`` or empty. The
+    yielding ``(moving, fixed)`` or ``(moving, fixed, field)``; ``val_data`` may be
+    ``None`` or empty. A training Dataset with a ``set_epoch(epoch)`` method (fresh
+    synthetic pairs, augmentation) is told each epoch before it is iterated. The
     model's initial weights must already be seeded by the caller (see
     :class:`baselines.learned.LearnedMethod`). ``callback(epoch, row)`` runs after
     each epoch's checkpoint is written (tests use it to simulate an interruption).
+    ``fingerprint`` identifies what the checkpoint was trained from (defaults to
+    the config): a ``last.pt`` with another one is moved aside, not resumed.
     On return ``model`` holds the **last** epoch's weights; ``best.pt`` holds the best.
     """
     workdir = Path(workdir)
@@ -317,6 +446,11 @@ def train(
         torch.set_num_threads(config.threads)
     seed_everything(config.seed)
     use_amp, amp_dtype = _amp_settings(config, device)
+    call = _loss_caller(loss_fn)
+    if fingerprint is None:
+        from pcreg.fingerprint import digest
+
+        fingerprint = digest({k: v for k, v in asdict(config).items() if k not in _COSMETIC})
 
     train_ds = train_data if isinstance(train_data, Dataset) else PairDataset(train_data)
     val_ds = None
@@ -325,7 +459,10 @@ def train(
         if config.val_max_pairs and len(val_ds) > config.val_max_pairs:
             # Evenly spaced subset: deterministic and covering the whole split.
             idx = np.linspace(0, len(val_ds) - 1, config.val_max_pairs).round().astype(int).tolist()
-            val_ds = torch.utils.data.Subset(val_ds, idx)
+            if isinstance(val_ds, PairDataset):
+                val_ds = PairDataset(val_ds.split, [val_ds.indices[i] for i in idx], val_ds.with_field)
+            else:
+                val_ds = torch.utils.data.Subset(val_ds, idx)
     if len(train_ds) == 0:
         raise ValueError("the training split is empty")
 
@@ -338,32 +475,48 @@ def train(
     )
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
 
-    start_epoch, history = 0, []
+    start_epoch, history, steps, stop_reason, metric = 0, [], 0, None, "train_loss"
     best_score, best_epoch = (-math.inf, -math.inf), 0
+    plateau = Plateau(config.patience, config.min_delta)
     last_path = workdir / LAST
     if last_path.is_file():
         ckpt = torch.load(last_path, map_location=device, weights_only=False)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
-        _set_rng_state(ckpt["rng"])
-        start_epoch, history = int(ckpt["epoch"]), list(ckpt["history"])
-        best_score, best_epoch = tuple(ckpt["best_score"]), int(ckpt["best_epoch"])
+        if ckpt.get("fingerprint") != fingerprint:
+            _move_aside(workdir, "checkpoint from other parameters or data")
+        else:
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            scaler.load_state_dict(ckpt["scaler"])
+            _set_rng_state(ckpt["rng"])
+            start_epoch, history = int(ckpt["epoch"]), list(ckpt["history"])
+            best_score, best_epoch = tuple(ckpt["best_score"]), int(ckpt["best_epoch"])
+            steps, stop_reason, metric = int(ckpt["steps"]), ckpt["stop_reason"], ckpt["metric"]
+            plateau.load(ckpt["plateau"])
+            _say(f"resumed at epoch {start_epoch} (step {steps})" if stop_reason is None
+                 else f"already trained ({stop_reason} at epoch {start_epoch}, step {steps})")
+    elif (workdir / BEST).is_file():
+        _move_aside(workdir, "best.pt without last.pt")
     resumed_from = start_epoch
 
-    for epoch in range(start_epoch + 1, config.epochs + 1):
+    epoch = start_epoch
+    while stop_reason is None and epoch < config.epochs:
+        epoch += 1
         t0 = time.perf_counter()
         model.train()
+        if hasattr(train_ds, "set_epoch"):
+            train_ds.set_epoch(epoch)
         loader = _epoch_loader(train_ds, config, epoch, shuffle=True, pin=device.type == "cuda")
         total, count = 0.0, 0
         lr = optimizer.param_groups[0]["lr"]
         bar = _progress(loader, f"epoch {epoch}/{config.epochs}", config.progress)
-        for moving, fixed in bar:
+        for batch in bar:
+            moving, fixed, gt = unpack_batch(batch)
             moving, fixed = _to(moving, device, config), _to(fixed, device, config)
+            gt = None if gt is None else gt.to(device)
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                loss, _ = loss_fn(model, moving, fixed)
+                loss, _ = call(model, moving, fixed, gt)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite training loss at epoch {epoch}")
             scaler.scale(loss).backward()
@@ -372,26 +525,37 @@ def train(
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             scaler.step(optimizer)
             scaler.update()
+            steps += 1
             total += float(loss.detach()) * len(moving)
             count += len(moving)
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{total / count:.4f}")
+            if config.max_steps and steps >= config.max_steps:
+                break  # the budget may end mid-epoch: validate and stop
         scheduler.step()
 
-        row: dict[str, float] = {"epoch": epoch, "train_loss": total / count, "lr": lr}
+        row: dict[str, Any] = {"epoch": epoch, "steps": steps, "train_loss": total / count, "lr": lr}
         if val_ds is not None:
-            row.update(evaluate(model, loss_fn, val_ds, config, device, predict_fn))
-            score = _score(row["val_ncc"], row["val_loss"])
+            scores = evaluate(model, loss_fn, val_ds, config, device, predict_fn)
+            metric = scores.pop("metric")
+            row.update(scores)
+            score = score_of(metric, row[_LOG_KEY[metric]], row["val_loss"])
         else:
-            row.update(val_loss=float("nan"), val_ncc=float("nan"), val_ssim=float("nan"), val_psnr=float("nan"))
-            score = _score(float("nan"), row["train_loss"])
+            row.update({k: float("nan") for k in LOG_COLUMNS if k.startswith("val_")})
+            score = score_of("loss", row["train_loss"], row["train_loss"])
         row["seconds"] = time.perf_counter() - t0
         history.append(row)
 
         if score > best_score:
             best_score, best_epoch = score, epoch
-            atomic_save({"model": model.state_dict(), "epoch": epoch, "score": score, "config": asdict(config)},
-                        workdir / BEST)
+            atomic_save({"model": model.state_dict(), "epoch": epoch, "score": score, "config": asdict(config),
+                         "fingerprint": fingerprint}, workdir / BEST)
+        if plateau.update(score[0]):
+            stop_reason = "plateau"
+        elif config.max_steps and steps >= config.max_steps:
+            stop_reason = "max_steps"
+        elif epoch >= config.epochs:
+            stop_reason = "epochs"
         atomic_save(
             {
                 "model": model.state_dict(),
@@ -399,11 +563,16 @@ def train(
                 "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(),
                 "epoch": epoch,
+                "steps": steps,
+                "stop_reason": stop_reason,
+                "metric": metric,
+                "plateau": plateau.state(),
                 "best_score": best_score,
                 "best_epoch": best_epoch,
                 "history": history,
                 "rng": _rng_state(),
                 "config": asdict(config),
+                "fingerprint": fingerprint,
             },
             last_path,
         )
@@ -411,20 +580,22 @@ def train(
         if callback is not None:
             callback(epoch, row)
 
+    if stop_reason is None:  # epochs == 0, or a budget met by a resumed run's longer config
+        stop_reason = "max_steps" if config.max_steps and steps >= config.max_steps else "epochs"
     if not (workdir / BEST).is_file():  # epochs == 0: keep the contract that best.pt exists after training
-        atomic_save({"model": model.state_dict(), "epoch": 0, "score": best_score, "config": asdict(config)},
-                    workdir / BEST)
+        atomic_save({"model": model.state_dict(), "epoch": 0, "score": best_score, "config": asdict(config),
+                     "fingerprint": fingerprint}, workdir / BEST)
         _write_log(history, workdir / LOG)
-    return TrainResult(history, best_epoch, best_score, workdir, resumed_from)
+    if stop_reason != "plateau":
+        _say(f"not converged: stopped by its budget ({stop_reason}) after {steps} steps")
+    else:
+        _say(f"converged (validation plateau) after {steps} steps, best epoch {best_epoch}")
+    metric = metric if val_ds is not None else "train_loss"
+    return TrainResult(history, best_epoch, best_score, workdir, resumed_from, steps, stop_reason, metric)
 
 
-def _score(ncc: float, loss: float) -> tuple[float, float]:
-    """Model-selection key, larger is better: mean NCC first, then lower loss.
-
-    NCC is undefined (NaN) for a constant prediction, typical of the first epochs;
-    such epochs rank below any defined NCC and among themselves by loss.
-    """
-    return (ncc if math.isfinite(ncc) else -2.0, -loss if math.isfinite(loss) else -math.inf)
+#: TrainConfig fields that do not change what is trained (left out of the default fingerprint).
+_COSMETIC = {"progress", "num_workers", "threads", "device"}
 
 
 def _progress(iterable: Any, desc: str, enabled: bool) -> Any:

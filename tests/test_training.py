@@ -186,3 +186,92 @@ def test_amp_and_worker_defaults():
     assert _workers(TrainConfig(num_workers=-1, threads=4), cuda=True) == 4
     assert _workers(TrainConfig(num_workers=-1, threads=4), cuda=False) == 0
     assert _workers(TrainConfig(num_workers=2), cuda=False) == 2
+
+
+def test_batches_carry_the_ground_truth_field_and_validation_scores_registration(tmp_path):
+    """A split with fields: loss_fn gets field=, a field-output predict_fn is selected on EPE."""
+    from tests._learned import write_pairs
+
+    train_split, val_split = write_pairs(tmp_path / "ds", n_train=2, n_val=2, shape=(16, 16))
+    seen = []
+
+    class Shift(torch.nn.Module):  # a learnable constant field
+        def __init__(self):
+            super().__init__()
+            self.u = torch.nn.Parameter(torch.zeros(2, 1, 1))
+
+    def loss_fn(model, moving, fixed, field=None):
+        seen.append(None if field is None else tuple(field.shape))
+        return ((model.u - field.mean(dim=(2, 3), keepdim=True)) ** 2).mean(), moving
+
+    def predict_fn(model, moving, fixed):
+        return moving, model.u.expand(len(moving), 2, *moving.shape[2:])
+
+    result = train(Shift(), loss_fn, train_split, val_split, tmp_path / "w", _config(epochs=3, lr=0.5),
+                   predict_fn=predict_fn)
+    assert seen[0] == (2, 2, 16, 16)
+    assert result.selection_metric == "epe"
+    epes = [row["val_epe"] for row in result.history]
+    gt = np.asarray(val_split.field, np.float64)
+    # EPE is the mean end-point error against the stored ground truth, recomputed here from the final field.
+    u = torch.load(tmp_path / "w" / LAST, weights_only=False)["model"]["u"].numpy()
+    assert epes[-1] == pytest.approx(np.sqrt(((gt - u[None]) ** 2).sum(axis=1)).mean(), rel=1e-5)
+    # A loss_fn without the keyword still works (the field is not passed).
+    plain = train(_model(), _loss_fn, train_split, None, tmp_path / "plain", _config(epochs=1))
+    assert plain.steps == 1 and plain.selection_metric == "train_loss"
+
+
+def test_checkpoint_from_other_params_is_moved_aside_and_retrained(dataset, tmp_path, capsys):
+    params = {"epochs": 2, "batch_size": 4, "base_width": 4, "progress": False}
+    split_train, split_val = dataset.split("train"), dataset.split("val")
+    build_method("pcreg_net", params, seed=1, threads=1, device="cpu").fit(split_train, split_val, tmp_path)
+    first = torch.load(tmp_path / LAST, weights_only=False)
+    capsys.readouterr()
+    # Same params: a finished run is not retrained, and the log says where it stands.
+    build_method("pcreg_net", params, seed=1, threads=1, device="cpu").fit(split_train, split_val, tmp_path)
+    assert "already trained" in capsys.readouterr().err
+    # Another learning rate: the old checkpoint is moved aside and training starts over.
+    method = build_method("pcreg_net", {**params, "lr": 1e-2}, seed=1, threads=1, device="cpu")
+    method.fit(split_train, split_val, tmp_path)
+    err = capsys.readouterr().err
+    assert "training starts over" in err and (tmp_path / "stale" / LAST).is_file()
+    second = torch.load(tmp_path / LAST, weights_only=False)
+    assert second["fingerprint"] != first["fingerprint"] and second["config"]["lr"] == 1e-2
+    key = "registration.encoder.blocks.0.0.weight"
+    assert not torch.equal(second["model"][key], first["model"][key])
+    assert method.train_summary["steps"] == 4  # 2 epochs x 2 batches, trained again from scratch
+    # Another width (checkpoint shapes no longer fit): retrains instead of failing to load.
+    wider = build_method("pcreg_net", {**params, "base_width": 6}, seed=1, threads=1, device="cpu")
+    wider.fit(split_train, split_val, tmp_path)
+    assert "training starts over" in capsys.readouterr().err
+
+
+def test_interrupted_run_logs_where_it_resumes(dataset, tmp_path, capsys):
+    def stop_after_one(epoch, row):
+        if epoch == 1:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        train(_model(), _loss_fn, dataset.split("train"), None, tmp_path, _config(epochs=2), callback=stop_after_one)
+    capsys.readouterr()
+    result = train(_model(), _loss_fn, dataset.split("train"), None, tmp_path, _config(epochs=2))
+    assert "resumed at epoch 1" in capsys.readouterr().err and result.resumed_from == 1
+
+
+def test_plateau_stops_training_and_budget_marks_not_converged(dataset, tmp_path):
+    from pcreg.validation import Plateau
+
+    plateau = Plateau(patience=2, min_delta=0.1)
+    assert [plateau.update(s) for s in (0.0, 0.05, 0.5, 0.55, 0.58)] == [False, False, False, False, True]
+    # A huge min_delta: no validation ever improves enough, so the run stops after `patience` more epochs.
+    stopped = train(_model(), _loss_fn, dataset.split("train"), dataset.split("val"), tmp_path / "a",
+                    _config(epochs=10, patience=2, min_delta=10.0))
+    assert stopped.converged and stopped.stop_reason == "plateau" and len(stopped.history) == 3
+    assert stopped.selection_metric == "ncc"
+    # The step budget ends training mid-epoch (batches of 4 over 8 pairs: 2 steps per epoch).
+    capped = train(_model(), _loss_fn, dataset.split("train"), dataset.split("val"), tmp_path / "b",
+                   _config(epochs=10, patience=5, max_steps=3))
+    assert not capped.converged and capped.stop_reason == "max_steps" and capped.steps == 3
+    assert [r["steps"] for r in capped.history] == [2, 3]
+    summary = capped.summary()
+    assert summary["converged"] is False and summary["steps"] == 3 and summary["stop_reason"] == "max_steps"

@@ -171,8 +171,19 @@ def fire_success_curves(curves: pd.DataFrame, runs: Sequence[Run], dataset: str,
     return _save(fig, out)
 
 
+def _steps_text(run: Run, df: pd.DataFrame) -> str:
+    """"N steps, converged" / "N steps, not converged" from the run's training status (else the log)."""
+    status = getattr(run, "training", None) or {}
+    steps = status.get("steps") or (int(df["steps"].iloc[-1]) if "steps" in df and len(df) else None)
+    state = "converged" if status.get("converged") else "not converged"
+    return f"{steps} steps, {state}" if steps is not None else state
+
+
 def training_curves(runs: Sequence[Run], dataset: str, out: Path) -> Path:
-    """Loss (train solid, val dashed) and validation NCC per epoch for runs with ``model/train_log.csv``."""
+    """Loss (train solid, val dashed), validation NCC and (where logged) EPE/TRE per optimizer step.
+
+    The legend gives each run's steps trained and whether it converged (validation plateau).
+    """
     logs = {}
     for run in sort_runs(runs):
         path = run.result_dir / "model" / "train_log.csv"
@@ -189,21 +200,32 @@ def training_curves(runs: Sequence[Run], dataset: str, out: Path) -> Path:
         _message(ax, text)
         ax.set_title(f"{dataset}: training curves", fontsize=10)
         return _save(fig, out)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    geometric = any(c in df and df[c].notna().any() for _, df in logs.values() for c in ("val_epe", "val_tre"))
+    fig, axes = plt.subplots(1, 3 if geometric else 2, figsize=(16 if geometric else 11, 4))
     for run, df in logs.values():
         color = method_color(run.id)
+        # x = optimizer steps (logs before the step column: epochs); the legend says steps trained and status.
+        x = df["steps"] if "steps" in df else df["epoch"]
+        name = f"{run.label} ({_steps_text(run, df)})"
         if "train_loss" in df:
-            axes[0].plot(df["epoch"], df["train_loss"], color=color, label=f"{run.label} train")
+            axes[0].plot(x, df["train_loss"], color=color, label=f"{name} train")
         if "val_loss" in df:
-            axes[0].plot(df["epoch"], df["val_loss"], color=color, linestyle="--", label=f"{run.label} val")
+            axes[0].plot(x, df["val_loss"], color=color, linestyle="--", label=f"{run.label} val")
         if "val_ncc" in df:
-            axes[1].plot(df["epoch"], df["val_ncc"], color=color, marker=".", label=run.label)
+            axes[1].plot(x, df["val_ncc"], color=color, marker=".", label=name)
+        for col, style in (("val_epe", "-"), ("val_tre", ":")):
+            if geometric and col in df and df[col].notna().any():
+                axes[2].plot(x, df[col], color=color, marker=".", linestyle=style,
+                             label=f"{name} {col.removeprefix('val_').upper()}")
     axes[0].set_ylabel("Loss (each method's own training loss)")
     axes[0].set_yscale("log" if all((d.get("train_loss", pd.Series([1])) > 0).all() for _, d in logs.values())
                        else "linear")
     axes[1].set_ylabel("Validation NCC")
+    if geometric:
+        axes[2].set_ylabel("Validation EPE (solid) / TRE (dotted), px")
+    steps = all("steps" in df for _, df in logs.values())
     for ax in axes:
-        ax.set_xlabel("Epoch")
+        ax.set_xlabel("Optimizer steps" if steps else "Epoch")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(f"{dataset}: training curves of the learned methods (solid: train, dashed: validation)",

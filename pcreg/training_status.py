@@ -1,0 +1,83 @@
+"""How each learned run's training ended, as the tables and figures show it (reporting layer).
+
+A learned run's ``model/model.json`` records ``converged`` (stopped on the validation
+plateau), ``steps`` and ``stop_reason`` (:class:`pcreg.training.TrainResult`). A run
+that is not converged is marked in every table it appears in: its label gets
+:data:`MARK`, the table's notes say what the mark means and list the steps trained
+per learned run, and the CSV gets ``converged`` / ``steps`` / ``stop_reason`` columns.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+#: Appended to the label of a learned run that stopped on its budget before the validation plateau.
+MARK = "†"
+TRAINING_COLUMNS = ["converged", "steps", "stop_reason"]
+
+
+def read_status(result_dir: Path) -> dict[str, Any]:
+    """``converged``/``steps``/``stop_reason`` from ``<result_dir>/model/model.json`` ({} if absent)."""
+    path = Path(result_dir) / "model" / "model.json"
+    if not path.is_file():
+        return {}
+    info = json.loads(path.read_text())
+    if "converged" not in info:  # a model.json written before the harness recorded it
+        return {"converged": False, "steps": None, "stop_reason": "unknown"}
+    return {k: info.get(k) for k in TRAINING_COLUMNS}
+
+
+def with_status(runs: Sequence[Any]) -> list[Any]:
+    """Runs (:class:`pcreg.tables.Run`) with ``training`` filled and :data:`MARK` on non-converged labels."""
+    out = []
+    for run in runs:
+        status = read_status(run.result_dir) if run.trainable else {}
+        label = run.label
+        if status and not status.get("converged") and not label.endswith(MARK):
+            label = f"{label} {MARK}"
+        out.append(replace(run, label=label, training=status))
+    return out
+
+
+def training_notes(runs: Sequence[Any]) -> list[str]:
+    """Table notes: steps trained per learned run and what :data:`MARK` means (none without learned runs)."""
+    learned = [r for r in runs if getattr(r, "training", None)]
+    if not learned:
+        return []
+    parts = []
+    for r in learned:
+        t = r.training
+        steps = "?" if t.get("steps") is None else str(t["steps"])
+        state = "converged" if t.get("converged") else f"not converged, {t.get('stop_reason')}"
+        parts.append(f"{r.label.removesuffix(' ' + MARK)} {steps} ({state})")
+    notes = ["Training steps per learned run: " + "; ".join(parts) + "."]
+    if any(not r.training.get("converged") for r in learned):
+        notes.append(f"{MARK} not converged: training stopped by its step/epoch budget before the validation "
+                     "plateau; its numbers may improve with more training.")
+    return notes
+
+
+def add_training_columns(data: pd.DataFrame, runs: Sequence[Any]) -> pd.DataFrame:
+    """``data`` with ``converged``/``steps``/``stop_reason`` per row (by its ``run`` column; empty for others)."""
+    if "run" not in data.columns:
+        return data
+    by_id = {r.id: getattr(r, "training", None) or {} for r in runs}
+    data = data.copy()
+    for col in TRAINING_COLUMNS:
+        data[col] = [by_id.get(run, {}).get(col, "") if isinstance(run, str) else "" for run in data["run"]]
+        data[col] = data[col].astype(object).where(data[col].notna(), "")
+    return data
+
+
+def write_run_doc(doc: Any, data: pd.DataFrame, stem: Path, runs: Sequence[Any]) -> list[Path]:
+    """:func:`pcreg.tables.write_doc` with the training notes and CSV columns of ``runs`` added."""
+    from pcreg.tables import write_doc
+
+    doc.notes = list(doc.notes) + [n for n in training_notes(runs) if n not in doc.notes]
+    return write_doc(doc, add_training_columns(data, runs), stem)
