@@ -45,11 +45,11 @@ TRAINING_PARAMS_SCHEMA: dict[str, dict[str, Any]] = {
     "max_steps": {"type": "integer", "minimum": 0, "default": 0,
                   "description": "Maximum optimizer steps (0 = only the epochs limit). A run that reaches this "
                                  "or the epochs limit before the validation plateau is reported not converged."},
-    "patience": {"type": "integer", "minimum": 0, "default": 0,
+    "patience": {"type": "integer", "minimum": 0, "default": 5,
                  "description": "Stop after this many validations (epochs) without an improvement of the "
                                 "selection metric by more than min_delta (0 = no plateau stopping: the run trains "
                                 "its whole budget and is reported not converged)."},
-    "min_delta": {"type": "number", "minimum": 0, "default": 0.0,
+    "min_delta": {"type": "number", "minimum": 0, "default": 0.001,
                   "description": "Minimum improvement that resets patience, in units of the selection metric "
                                  "(px for EPE/TRE, NCC units for NCC; see pcreg.validation)."},
     "batch_size": {"type": "integer", "minimum": 1, "default": 8, "description": "Pairs per batch (paper: 8)."},
@@ -71,7 +71,20 @@ TRAINING_PARAMS_SCHEMA: dict[str, dict[str, Any]] = {
                       "description": "Validation pairs evaluated per epoch, evenly spaced (0 = all)."},
     "channels_last": {"type": "boolean", "default": False,
                       "description": "Train in channels_last (NHWC) memory format; recommended on CUDA."},
+    "cpu_bf16": {"type": "boolean", "default": False,
+                 "description": "bfloat16 autocast for training and inference on a CPU with native bf16 "
+                                "(avx512_bf16/amx_bf16, detected); float32 elsewhere. See pcreg.cpu_precision."},
     "progress": {"type": "boolean", "default": True, "description": "Show a tqdm progress bar per epoch."},
+    "fresh_pairs": {"type": "boolean", "default": True,
+                    "description": "Synthetic datasets: train each epoch on newly generated pairs from the training "
+                                   "regions (seeded by seed and epoch) instead of the prepared train split again."},
+    "augment_flips": {"type": "boolean", "default": False,
+                      "description": "Random row/column flips of each training pair (images and field together)."},
+    "augment_rot90": {"type": "boolean", "default": False,
+                      "description": "Random quarter turns of each training pair (square images only)."},
+    "augment_intensity": {"type": "number", "minimum": 0, "maximum": 0.5, "default": 0.0,
+                          "description": "Independent gain/offset jitter of each training image by up to this much "
+                                         "(0 = off)."},
     "inference_batch_size": {"type": "integer", "minimum": 0, "default": 0,
                              "description": "Test pairs per forward pass when registering; 0 = auto: 32 on CUDA, "
                                             "1 on CPU (no gain there, and per-pair results stay bit-identical)."},
@@ -174,8 +187,11 @@ class LearnedMethod(Method):
         self.load(result.workdir)
 
     def training_data(self, train):  # noqa: ANN001, ANN201
-        """The training Dataset for split ``train`` (hook: fresh synthetic pairs, augmentation)."""
-        return train
+        """What to train on for split ``train``: fresh synthetic pairs per epoch and/or augmentation, as the
+        params ask (:func:`pcreg.training_data.training_dataset`), else the split itself."""
+        from pcreg.training_data import training_dataset
+
+        return training_dataset(train, self.params, self.seed)
 
     def load(self, workdir: Path) -> None:
         """Load ``workdir/best.pt`` into a freshly built model, in eval mode on ``self.device``."""
@@ -206,7 +222,10 @@ class LearnedMethod(Method):
         device = self.torch_device()
         m = torch.from_numpy(np.array(moving, np.float32))[:, None].to(device)  # a copy: inputs may be read-only
         f = torch.from_numpy(np.array(fixed, np.float32))[:, None].to(device)
-        with torch.inference_mode():
+        from pcreg.cpu_precision import cpu_autocast, use_cpu_bf16
+
+        bf16 = device.type == "cpu" and use_cpu_bf16(bool(self.params.get("cpu_bf16", False)))
+        with torch.inference_mode(), cpu_autocast(bf16):
             image, fld = self.predict(self.model, m, f)
         image = image.float().cpu().numpy()[:, 0]
         return image, (None if fld is None else fld.float().cpu().numpy())

@@ -22,8 +22,9 @@ What the harness does (one place, so every method gets the same treatment):
   validation per epoch). :class:`TrainResult` says ``converged`` (plateau
   reached), ``steps`` and ``stop_reason`` (``plateau``, ``max_steps``, ``epochs``);
   a run stopped by its budget is *not converged*;
-- mixed precision only on CUDA (``torch.autocast`` + ``GradScaler`` for float16;
-  bfloat16 needs no scaler); on CPU ``amp`` is ignored;
+- mixed precision on CUDA (``torch.autocast`` + ``GradScaler`` for float16;
+  bfloat16 needs no scaler); on CPU ``amp`` is ignored and ``cpu_bf16`` turns on
+  bfloat16 autocast where the CPU supports it natively (:mod:`pcreg.cpu_precision`);
 - determinism: the caller seeds model initialisation; the harness seeds the
   global RNGs from ``seed`` and draws each epoch's shuffle from a generator
   seeded with ``(seed, epoch)``, so a resumed run sees exactly the batches an
@@ -93,7 +94,8 @@ class TrainConfig:
     ``threads`` sets ``torch.set_num_threads`` for the run (0 = leave as is).
     ``channels_last`` trains in NHWC memory format (faster convolutions with
     tensor cores on CUDA; it changes only the memory layout, not the result
-    beyond float rounding). ``epochs`` is the maximum number of epochs (and the
+    beyond float rounding). ``cpu_bf16`` autocasts to bfloat16 on a CPU with native
+    bf16 (:mod:`pcreg.cpu_precision`; float32 elsewhere). ``epochs`` is the maximum number of epochs (and the
     length of the cosine schedule), ``max_steps`` (> 0) caps optimizer steps,
     ``patience``/``min_delta`` define the validation plateau (``patience`` 0: no
     early stopping, the run trains its whole budget and is reported not converged).
@@ -116,6 +118,7 @@ class TrainConfig:
     threads: int = 0
     val_max_pairs: int = 0
     channels_last: bool = False
+    cpu_bf16: bool = False
     progress: bool = True
 
 
@@ -387,9 +390,16 @@ def _to(x: torch.Tensor, device: torch.device, config: TrainConfig) -> torch.Ten
 
 
 def _amp_settings(config: TrainConfig, device: torch.device) -> tuple[bool, torch.dtype]:
-    """Whether autocast is on and its dtype; ``auto`` = bfloat16 where the GPU supports it, else float16."""
+    """Whether autocast is on and its dtype; ``auto`` = bfloat16 where the GPU supports it, else float16.
+
+    On the CPU: bfloat16 when ``cpu_bf16`` is asked for and the CPU runs it natively, else no autocast.
+    """
     if config.amp_dtype not in ("auto", "float16", "bfloat16"):
         raise ValueError(f"amp_dtype must be auto, float16 or bfloat16, got {config.amp_dtype!r}")
+    if device.type == "cpu" and config.cpu_bf16:
+        from pcreg.cpu_precision import use_cpu_bf16
+
+        return use_cpu_bf16(True), torch.bfloat16
     use = bool(config.amp and device.type == "cuda")
     name = config.amp_dtype
     if name == "auto":

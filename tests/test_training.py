@@ -275,3 +275,30 @@ def test_plateau_stops_training_and_budget_marks_not_converged(dataset, tmp_path
     assert [r["steps"] for r in capped.history] == [2, 3]
     summary = capped.summary()
     assert summary["converged"] is False and summary["steps"] == 3 and summary["stop_reason"] == "max_steps"
+
+
+def test_cpu_bf16_is_detected_not_assumed(monkeypatch, capsys):
+    from pcreg import cpu_precision
+    from pcreg.training import _amp_settings
+
+    cpu_precision.cpu_bf16_supported.cache_clear()
+    monkeypatch.setattr(cpu_precision, "cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
+    assert not cpu_precision.cpu_bf16_supported()  # no avx512_bf16/amx_bf16 flag: float32
+    use, _ = _amp_settings(TrainConfig(cpu_bf16=True), torch.device("cpu"))
+    assert not use and "running in float32" in capsys.readouterr().err
+    cpu_precision.cpu_bf16_supported.cache_clear()
+    monkeypatch.setattr(cpu_precision, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert not cpu_precision.cpu_bf16_supported()  # a torch build without AVX-512 kernels: float32
+    cpu_precision.cpu_bf16_supported.cache_clear()
+
+
+@pytest.mark.skipif(not __import__("pcreg.cpu_precision").cpu_precision.cpu_bf16_supported(),
+                    reason="this CPU has no native bf16")
+def test_cpu_bf16_training_is_deterministic_and_close_to_fp32(dataset, tmp_path):
+    runs = [train(_model(), _loss_fn, dataset.split("train"), dataset.split("val"), tmp_path / f"b{i}",
+                  _config(epochs=2, cpu_bf16=True)) for i in range(2)]
+    assert [r["train_loss"] for r in runs[0].history] == [r["train_loss"] for r in runs[1].history]
+    fp32 = train(_model(), _loss_fn, dataset.split("train"), dataset.split("val"), tmp_path / "f", _config(epochs=2))
+    assert runs[0].history[0]["train_loss"] != fp32.history[0]["train_loss"]  # bf16 was really used
+    assert runs[0].history[0]["train_loss"] == pytest.approx(fp32.history[0]["train_loss"], rel=0.05)

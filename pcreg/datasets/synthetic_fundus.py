@@ -251,3 +251,17 @@ def prepare(root: Path, name: str, params: dict, seed: int) -> Path:
                 writer.add(split, f"{split}-{i:05d}", pair["moving"], pair["fixed"], field=pair["field"],
                            category=category, fixed_xy=pair["fixed_xy"], moving_xy=pair["moving_xy"])
     return root
+
+
+def training_pairs(params: dict, seed: int, epoch: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` fresh training pairs ``(moving, fixed, field)`` for ``epoch`` (harness hook, see pcreg.training_data).
+
+    Drawn like the prepared train split (same regions, categories and generator) but
+    from the generator seeded by ``(seed, "train", epoch)``, so every epoch sees new
+    deformations and appearance changes and two runs see the same ones.
+    """
+    rng = np.random.default_rng([seed, 0, epoch])
+    pairs = [make_pair(rng, category, image_size=params["image_size"], crop_px=params["crop_px"],
+                       quadrants=SPLIT_QUADRANTS["train"], n_landmarks=params["landmarks"])
+             for category in _categories(n, params["categories"], rng)]
+    return tuple(np.stack([p[k] for p in pairs]).astype(np.float32) for k in ("moving", "fixed", "field"))

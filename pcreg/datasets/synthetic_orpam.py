@@ -168,3 +168,24 @@ def prepare(root: Path, name: str, params: dict, seed: int) -> Path:
                                field=frame["field"], sequence=f"{split}-s{s:03d}", frame=t)
                     index += 1
     return root
+
+
+def training_pairs(params: dict, seed: int, epoch: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` fresh training frames ``(moving, fixed, field)`` for ``epoch`` (harness hook, see pcreg.training_data).
+
+    New vessel maps and sweeps drawn like the prepared train split's, from the
+    generator seeded by ``(seed, "train", epoch)``: new pairs every epoch, the same ones in every run.
+    """
+    h, w, frames = params["height"], params["width"], params["frames"]
+    rng = np.random.default_rng([seed, 0, epoch])
+    out: list[dict[str, np.ndarray]] = []
+    while len(out) < n:
+        layers = render_vessel_layers((h, 2 * w), params["vessels"], rng)
+        phase = rng.uniform(0, 2 * np.pi, size=len(layers))
+        gain, offset = rng.uniform(0.75, 0.9), rng.uniform(0.03, 0.08)
+        velocity = rng.uniform(-0.3, 0.3, size=2)
+        for t in range(min(frames, n - len(out))):
+            weights = 1.0 + 0.06 * np.sin(2 * np.pi * t / max(frames, 2) + phase)
+            out.append(make_frame(layers, weights, (velocity[0] * t, velocity[1] * t), rng,
+                                  params["max_misalignment_px"], gain, offset))
+    return tuple(np.stack([p[k] for p in out]).astype(np.float32) for k in ("moving", "fixed", "field"))
