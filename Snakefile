@@ -33,6 +33,7 @@ include: "workflow/rules/register.smk"
 include: "workflow/rules/evaluation_common.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/audit.smk"
+include: "workflow/rules/fidelity.smk"
 
 
 rule all:

@@ -143,6 +143,15 @@ def cmd_audit_table(args: argparse.Namespace) -> None:
                 args.dataset, n_pairs=args.pairs, seed=args.seed, blank=args.blank)
 
 
+def cmd_fidelity(args: argparse.Namespace) -> None:
+    from pcreg.fidelity_report import fidelity_figure, fidelity_table
+
+    runs = _runs(args.runs)
+    fidelity_table(Path(args.data), runs, args.dataset, Path(args.out_stem), n_boot=args.n_boot, seed=args.seed,
+                   alpha=args.alpha)
+    fidelity_figure(Path(args.data), runs, args.dataset, Path(args.figure), n_features=args.features)
+
+
 def cmd_figures(args: argparse.Namespace) -> None:
     from pcreg.figures import qualitative_grid
 
@@ -168,6 +177,50 @@ def cmd_manifest(args: argparse.Namespace) -> None:
     from pcreg.manifest import write_manifest
 
     write_manifest(_json(args.config), Path(args.out), Path(args.repo))
+
+
+def cmd_calibrate(args: argparse.Namespace) -> None:
+    import tempfile
+
+    from pcreg.calibrate import (
+        DEFAULT_REFERENCE,
+        calibration_table,
+        format_report,
+        paper_unregistered,
+        unregistered_metrics,
+    )
+    from pcreg.config import load_config, validate_params
+    from pcreg.datasets import get_dataset_type
+
+    target = Path(args.dataset)
+    reference = args.reference
+    with tempfile.TemporaryDirectory(prefix="pcreg-calibrate-") as tmp:
+        if (target / "dataset.json").is_file():
+            root = target
+            name = target.name
+            if reference is None:
+                meta = json.loads((target / "dataset.json").read_text())
+                reference = DEFAULT_REFERENCE.get(meta.get("type", ""))
+        else:
+            config = load_config(args.configfile)
+            name = args.dataset
+            if name not in config["datasets"]:
+                raise UserError(f"{name!r} is neither a prepared dataset directory nor a dataset of "
+                                f"{args.configfile} ({', '.join(config['datasets'])})")
+            spec = config["datasets"][name]
+            reference = reference or spec.get("paper_reference") or DEFAULT_REFERENCE.get(spec["type"])
+            root = Path(config["data_dir"]) / name
+            if not (root / "dataset.json").is_file():  # not prepared yet: generate it in a temporary directory
+                module = get_dataset_type(spec["type"])
+                root = Path(tmp) / name
+                module.prepare(root, name, validate_params(module, spec.get("params", {}), name), config["seed"])
+        if not reference:
+            raise UserError(f"no paper reference for {name}; pass --reference (e.g. fire-reg-256)")
+        paper = paper_unregistered(reference)
+        if not paper:
+            raise UserError(f"the paper prints no Unregistered row for {reference!r}")
+        measured = unregistered_metrics(root, args.split)
+        print(format_report(name, reference, measured, calibration_table(measured, paper)))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -283,6 +336,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--repo", default=".")
     p.set_defaults(func=cmd_manifest)
+
+    p = sub.add_parser("fidelity", help="content-fidelity table (kept / invented) and figure of a dataset")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--data", required=True, help="prepared dataset directory")
+    p.add_argument("--runs", required=True, help="the dataset's method runs as JSON")
+    p.add_argument("--out-stem", required=True, help="table path without extension")
+    p.add_argument("--figure", required=True, help="figure path (.png)")
+    p.add_argument("--features", type=int, default=4, help="features shown in the figure")
+    p.add_argument("--n-boot", type=int, default=2000)
+    p.add_argument("--alpha", type=float, default=0.05)
+    common(p)
+    p.set_defaults(func=cmd_fidelity)
+
+    p = sub.add_parser("calibrate", help="a dataset's Unregistered metrics next to the paper's (calibration check)")
+    p.add_argument("dataset", help="a prepared dataset directory, or a dataset name of the config")
+    p.add_argument("--configfile", default="config/config.yaml", help="config that defines the dataset name")
+    p.add_argument("--reference", help="the paper's benchmark (fire-reg-256, orpam-temporal-26k, orpam-4k)")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.set_defaults(func=cmd_calibrate)
     return parser
 
 

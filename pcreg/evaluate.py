@@ -3,9 +3,10 @@
 Writes, in the method's result directory:
 
 - ``pairs.csv``: one row per test pair in manifest order with ``pair_id, category,
-  ncc, ssim, psnr, tre_px, tre_orig_px, epe_px, folding_pct, sdlogj, runtime_s,
-  failed, reason``; a metric that does not apply is left empty (no landmarks, no
-  ground-truth field, or an image-output method for the geometric columns);
+  ncc, ssim, psnr, tre_px, tre_orig_px, epe_px, folding_pct, sdlogj, kept, invented,
+  runtime_s, failed, reason``; a metric that does not apply is left empty (no landmarks, no
+  ground-truth field, or an image-output method for the geometric columns; ``kept`` and
+  ``invented`` (:mod:`pcreg.fidelity`) only where the dataset has content-fidelity masks);
 - ``registered.npy``: the registered test images ``(N, H, W)`` float32, in manifest order;
 - ``fields.npy``: the displacement fields ``(N, 2, H, W)`` float32 (field methods only).
 
@@ -30,12 +31,13 @@ from tqdm import tqdm
 
 from pcreg import metrics
 from pcreg.datasets.format import PreparedDataset
+from pcreg.fidelity import pair_fidelity
 from pcreg.runner import shard_array_paths
 from pcreg.streaming import NpyRowWriter, iter_blocks, npy_layout, read_rows
 
 PAIR_COLUMNS = [
     "pair_id", "category", "ncc", "ssim", "psnr", "tre_px", "tre_orig_px", "epe_px",
-    "folding_pct", "sdlogj", "runtime_s", "failed", "reason",
+    "folding_pct", "sdlogj", "kept", "invented", "runtime_s", "failed", "reason",
 ]
 
 #: Pairs scored (and held in memory) at once.
@@ -149,12 +151,17 @@ def evaluate_method(data_root: Path, shard_files: Iterable[Path], out_dir: Path,
             fields = index.rows(1, a, b) if index.outputs_field else None
             fixed = read_rows(folder / "fixed.npy", a, b)
             gt = read_rows(folder / "field.npy", a, b) if has_gt else None
+            moving = read_rows(folder / "moving.npy", a, b) if pairs.lesion_kinds is not None else None
             for k, i in enumerate(range(a, b)):
                 pid = pairs.manifest.at[i, "pair_id"]
                 row = {"pair_id": pid, "category": pairs.manifest.at[i, "category"]}
                 row.update(score_pair(registered[k], fixed[k], None if fields is None else fields[k],
                                       None if gt is None else gt[k], pairs.landmarks_of(pid),
                                       dataset.original_scale))
+                if moving is not None:
+                    row.update(pair_fidelity(registered[k], moving[k], fixed[k], None if gt is None else gt[k],
+                                             pairs.lesions_moving[i], pairs.lesions_fixed[i],
+                                             pairs.lesion_kinds[pid]))
                 row.update(runtime_s=index.runtime_s[i], failed=bool(index.failed[i]), reason=index.reason[i])
                 rows.append(row)
             writers[0].write(registered)

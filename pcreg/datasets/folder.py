@@ -10,6 +10,12 @@ Optional landmarks: ``<path>/landmarks/<name>.csv`` with a header
 ``fixed_x,fixed_y,moving_x,moving_y`` in pixels of the original images
 (``x`` = column, ``y`` = row, pixel centres at integers; docs/CONVENTIONS.md).
 
+Optional content-fidelity masks (:mod:`pcreg.fidelity`): ``<path>/lesions/moving/<name>.png``
+and ``<path>/lesions/fixed/<name>.png``, 8-bit label images (0 = background) of
+the pair's size. A label in both is a feature present only in the moving image
+(its moving-space mask, and where it must land in fixed space); a label only in
+the fixed mask is a feature present only in the fixed image.
+
 Images: 8-bit or 16-bit grayscale or RGB(A), any format OpenCV reads (PNG,
 TIFF, JPEG, BMP...). Intensities are divided by the type's full range
 (255 or 65535, so 16-bit data keep their relative brightness), colour is
@@ -33,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from pcreg.datasets.format import SPLITS, DatasetWriter
+from pcreg.datasets.lesions import folder_lesions
 from pcreg.errors import UserError
 
 TYPE = "folder"
@@ -241,6 +248,14 @@ def fit_to_shape(
     return img, (1.0, 1.0)
 
 
+LESIONS_DIR = "lesions"
+
+
+def has_lesions(params: dict) -> bool:
+    """Whether the folder provides content-fidelity masks (``<path>/lesions/``)."""
+    return (Path(params.get("path", "")).expanduser() / LESIONS_DIR).is_dir()
+
+
 def prepare(root: Path, name: str, params: dict, seed: int) -> Path:
     """Read the pairs under ``params['path']`` and write them in the shared format at ``root``."""
     src = Path(params["path"]).expanduser()
@@ -284,8 +299,10 @@ def prepare(root: Path, name: str, params: dict, seed: int) -> Path:
     counts = {s: sum(1 for v in split_of.values() if v == s) for s in SPLITS}
     spec = {"source": str(src.resolve()), "resize": params["resize"], "color": params["color"],
             "original_sizes": [list(s) for s in sizes], "isotropic_scale": original_scale != 1.0 or len(sizes) == 1}
+    lesions_dir = src / LESIONS_DIR if has_lesions(params) else None
     with DatasetWriter(root, name=name, dataset_type=TYPE, image_shape=shape, split_sizes=counts,
-                       has_field=False, spec=spec, original_scale=original_scale) as writer:
+                       has_field=False, spec=spec, original_scale=original_scale,
+                       has_lesions=lesions_dir is not None) as writer:
         for split in SPLITS:
             for p in pairs:
                 if split_of[p.name] != split:
@@ -296,5 +313,9 @@ def prepare(root: Path, name: str, params: dict, seed: int) -> Path:
                 if p.landmarks is not None:
                     f_xy, m_xy = read_landmarks(p.landmarks)
                     fixed_xy, moving_xy = rescale_xy(f_xy, scale), rescale_xy(m_xy, scale)
-                writer.add(split, p.name, mov, fix, fixed_xy=fixed_xy, moving_xy=moving_xy)
+                lesions = None
+                if lesions_dir is not None:
+                    found = [lesions_dir / side / f"{p.name}.png" for side in ("moving", "fixed")]
+                    lesions = folder_lesions(*[f if f.is_file() else None for f in found], shape, params["resize"])
+                writer.add(split, p.name, mov, fix, fixed_xy=fixed_xy, moving_xy=moving_xy, lesions=lesions)
     return Path(root)

@@ -8,6 +8,21 @@ A prepared dataset is a directory::
     <root>/<split>/fixed.npy      (N, H, W) float32 in [0, 1], read memory-mapped
     <root>/<split>/field.npy      (N, 2, H, W) float32 ground-truth pull-back field (optional)
     <root>/landmarks.csv          pair_id, point, fixed_x, fixed_y, moving_x, moving_y (optional)
+    <root>/<split>/lesions_moving.npy  (N, H, W) uint8 feature labels in moving-image space (optional)
+    <root>/<split>/lesions_fixed.npy   (N, H, W) uint8 feature labels in fixed-image space (optional)
+    <root>/lesions.csv            pair_id, label, kind, name (optional, with the two arrays above)
+
+Content-fidelity features (optional; ``has_lesions`` in dataset.json). Small
+features present in only one image of a pair, for the kept/invented metrics
+(:mod:`pcreg.fidelity`). Each feature has a label ``1..255`` within its pair and a
+``kind``: ``moving_only`` (present in the moving image only: a registration
+must keep it) or ``fixed_only`` (present in the fixed image only: a
+registration cannot produce it). ``lesions_moving`` marks the moving-only
+features where they are in the moving image; ``lesions_fixed`` marks the
+fixed-only features and the moving-only features *where the ground truth puts
+them* in fixed space (``mask_fixed(p) = mask_moving(p + u(p))``). Label 0 is
+background. ``name`` says what the feature is (``microaneurysm``, ``exudate``,
+``vessel_segment``...).
 
 ``index`` is the row of the pair in its split's arrays; manifest order within a
 split is index order. Arrays are written row by row straight to their files
@@ -34,6 +49,8 @@ FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
 MANIFEST_COLUMNS = ["pair_id", "split", "index", "category", "sequence", "frame"]
 LANDMARK_COLUMNS = ["pair_id", "point", "fixed_x", "fixed_y", "moving_x", "moving_y"]
+LESION_COLUMNS = ["pair_id", "label", "kind", "name"]
+LESION_KINDS = ("moving_only", "fixed_only")
 
 
 @dataclass
@@ -48,6 +65,11 @@ class PairSplit:
     landmarks: dict[str, tuple[np.ndarray, np.ndarray]]
     #: The prepared dataset's directory (``<root>/<name>/moving.npy`` ...), when read from disk.
     root: Path | None = None
+    #: Content-fidelity feature labels ``(N, H, W)`` in moving / fixed space and each pair's
+    #: ``{label: (kind, name)}``; ``None`` when the dataset has none.
+    lesions_moving: np.ndarray | None = None
+    lesions_fixed: np.ndarray | None = None
+    lesion_kinds: dict[str, dict[int, tuple[str, str]]] | None = None
 
     def __len__(self) -> int:
         return len(self.manifest)
@@ -83,6 +105,9 @@ class PreparedDataset:
             self.manifest[col] = self.manifest[col].fillna("")
         lm_path = self.root / "landmarks.csv"
         self._landmarks = pd.read_csv(lm_path, dtype={"pair_id": str}) if lm_path.is_file() else None
+        les_path = self.root / "lesions.csv"
+        self._lesions = (pd.read_csv(les_path, dtype={"pair_id": str, "kind": str, "name": str})
+                         if les_path.is_file() else None)
 
     @property
     def name(self) -> str:
@@ -117,7 +142,15 @@ class PreparedDataset:
                     grp[["fixed_x", "fixed_y"]].to_numpy(np.float64),
                     grp[["moving_x", "moving_y"]].to_numpy(np.float64),
                 )
-        return PairSplit(name, rows, moving, fixed, field, landmarks, root=self.root)
+        split = PairSplit(name, rows, moving, fixed, field, landmarks, root=self.root)
+        if self._lesions is not None and (folder / "lesions_fixed.npy").is_file():
+            split.lesions_moving = np.load(folder / "lesions_moving.npy", mmap_mode="r")
+            split.lesions_fixed = np.load(folder / "lesions_fixed.npy", mmap_mode="r")
+            kinds: dict[str, dict[int, tuple[str, str]]] = {pid: {} for pid in rows["pair_id"]}
+            for r in self._lesions[self._lesions["pair_id"].isin(kinds)].itertuples():
+                kinds[r.pair_id][int(r.label)] = (r.kind, r.name)
+            split.lesion_kinds = kinds
+        return split
 
 
 class DatasetWriter:
@@ -138,6 +171,7 @@ class DatasetWriter:
         has_field: bool,
         spec: dict | None = None,
         original_scale: float = 1.0,
+        has_lesions: bool = False,
     ):
         self.root = Path(root)
         self.tmp = self.root.with_name(self.root.name + ".partial")
@@ -154,6 +188,7 @@ class DatasetWriter:
             "splits": self.split_sizes,
             "has_gt_field": bool(has_field),
             "has_landmarks": False,
+            "has_lesions": bool(has_lesions),
             "original_scale": float(original_scale),
             "spec": spec or {},
         }
@@ -161,6 +196,7 @@ class DatasetWriter:
         self._count = dict.fromkeys(SPLITS, 0)
         self._rows: list[dict] = []
         self._landmarks: list[dict] = []
+        self._lesions: list[dict] = []
         h, w = self.image_shape
         for split, n in self.split_sizes.items():
             folder = self.tmp / split
@@ -171,6 +207,9 @@ class DatasetWriter:
             }
             if has_field:
                 arrays["field"] = NpyRowWriter(folder / "field.npy", (n, 2, h, w))
+            if has_lesions:
+                arrays["lesions_moving"] = NpyRowWriter(folder / "lesions_moving.npy", (n, h, w), np.uint8)
+                arrays["lesions_fixed"] = NpyRowWriter(folder / "lesions_fixed.npy", (n, h, w), np.uint8)
             self._arrays[split] = arrays
 
     def add(
@@ -186,8 +225,13 @@ class DatasetWriter:
         frame: int | None = None,
         fixed_xy: np.ndarray | None = None,
         moving_xy: np.ndarray | None = None,
+        lesions: tuple[np.ndarray, np.ndarray, dict[int, tuple[str, str]]] | None = None,
     ) -> None:
-        """Append one pair to ``split`` (images float in [0, 1], shape ``image_shape``)."""
+        """Append one pair to ``split`` (images float in [0, 1], shape ``image_shape``).
+
+        ``lesions`` = ``(labels_moving, labels_fixed, {label: (kind, name)})`` (see the module docstring);
+        required when the dataset was opened with ``has_lesions``.
+        """
         i = self._count[split]
         if i >= self.split_sizes[split]:
             raise ValueError(f"split {split!r} is full ({self.split_sizes[split]} pairs)")
@@ -199,6 +243,18 @@ class DatasetWriter:
             if field is None:
                 raise ValueError(f"{pair_id}: this dataset stores ground-truth fields; none given")
             self._arrays[split]["field"].write(field)
+        if "lesions_fixed" in self._arrays[split]:
+            if lesions is None:
+                raise ValueError(f"{pair_id}: this dataset stores content-fidelity masks; none given")
+            labels_moving, labels_fixed, kinds = lesions
+            for key, labels in (("lesions_moving", labels_moving), ("lesions_fixed", labels_fixed)):
+                if labels.shape != self.image_shape:
+                    raise ValueError(f"{pair_id}: {key} has shape {labels.shape}, expected {self.image_shape}")
+                self._arrays[split][key].write(np.asarray(labels, np.uint8))
+            for label, (kind, what) in sorted(kinds.items()):
+                if kind not in LESION_KINDS:
+                    raise ValueError(f"{pair_id}: feature kind {kind!r} is not one of {LESION_KINDS}")
+                self._lesions.append({"pair_id": pair_id, "label": int(label), "kind": kind, "name": what})
         self._rows.append(
             {"pair_id": pair_id, "split": split, "index": i, "category": category, "sequence": sequence,
              "frame": "" if frame is None else int(frame)}
@@ -225,6 +281,8 @@ class DatasetWriter:
             pd.DataFrame(self._landmarks, columns=LANDMARK_COLUMNS).to_csv(
                 self.tmp / "landmarks.csv", index=False, float_format="%.4f"
             )
+        if self.meta["has_lesions"]:
+            pd.DataFrame(self._lesions, columns=LESION_COLUMNS).to_csv(self.tmp / "lesions.csv", index=False)
         (self.tmp / "dataset.json").write_text(json.dumps(self.meta, indent=2, sort_keys=True) + "\n")
         if self.root.exists():
             shutil.rmtree(self.root)

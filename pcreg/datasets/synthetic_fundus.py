@@ -15,12 +15,21 @@ holds exactly: ``u`` is the ground-truth pull-back field (docs/CONVENTIONS.md).
 
 Categories, like FIRE's (magnitudes in pixels of a 128-px image, scaled with
 ``image_size``):
-- ``S`` nearly aligned: rotation <= 1 deg, shift <= 1.5 px, elastic <= 1 px; mild appearance change.
-- ``P`` larger displacement: rotation <= 4 deg, shift <= 6 px, scale <= 4 %, elastic <= 2.5 px; mild appearance.
-- ``A`` appearance / anatomical change: moderate displacement, strong appearance change, and a local
-  lesion-like blob added to the moving image only.
-Appearance changes (illumination field, gamma, contrast, blur, noise) are applied
-to the moving image; the fixed image gets only mild noise.
+- ``S`` nearly aligned: rotation <= 1 deg, shift <= 1.5 px, elastic <= 1 px.
+- ``P`` larger displacement: rotation <= 4 deg, shift <= 6 px, scale <= 4 %, elastic <= 2.5 px.
+- ``A`` appearance / anatomical change: moderate displacement, stronger acquisition differences, and a
+  local lesion-like blob added to the moving image only.
+Scene and acquisition. The scene carries a smooth reflectance variation of the
+tissue (:data:`SCENE`), drawn on the moving grid and pulled back through the
+ground truth, so it moves with the content. Each image of a pair is then a
+separate photograph of the scene (:func:`pcreg.datasets.acquisition.fundus_camera`,
+settings :data:`CAMERA`): exposure, the camera's vignetting (in image
+coordinates), a weak smooth illumination difference, gamma, defocus blur,
+Poisson shot noise plus read noise, 8-bit quantisation and JPEG compression
+(FIRE ships JPEGs). None of this moves content, so the ground truth stays
+exact. The settings are calibrated so that the default configuration's
+Unregistered row matches the paper's FIRE-Reg-256 one (``python -m pcreg
+calibrate``; docs/DATASETS.md).
 
 Splits. The source is divided into quadrants: top-left and bottom-right give
 train pairs, top-right test, bottom-left validation. A pair's whole footprint
@@ -42,12 +51,17 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
-from pcreg.datasets.deformation import affine_field, change_appearance, elastic_field
+from pcreg.datasets.acquisition import fundus_camera, smooth_gain
+from pcreg.datasets.deformation import affine_field, elastic_field
 from pcreg.datasets.format import DatasetWriter
+from pcreg.datasets.lesions import FEATURES_SCHEMA, apply_fundus_features, fundus_features
 from pcreg.errors import UserError
-from pcreg.warp import identity_grid, map_points
+from pcreg.warp import identity_grid, map_points, warp_image
 
 TYPE = "synthetic-fundus"
+
+#: Pairs carry content-fidelity feature masks (workflow/rules/fidelity.smk builds their table and figure).
+LESIONS = True
 
 PARAMS_SCHEMA = {
     "type": "object",
@@ -77,18 +91,37 @@ PARAMS_SCHEMA = {
         },
         "landmarks": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10,
                       "description": "Landmark correspondences per pair (FIRE has 10)."},
+        "features": FEATURES_SCHEMA,
     },
 }
 
-#: Category settings in pixels of a 128-px image (scaled with image_size).
+#: Camera settings shared by every category: maximum strength of each acquisition effect
+#: (:func:`pcreg.datasets.acquisition.fundus_camera`), drawn independently for the moving and the fixed image.
+CAMERA: dict[str, float] = {
+    "gain": 1.5, "exposure": 0.1, "vignetting": 0.3, "vignetting_jitter": 0.0, "illumination": 0.05,
+    "gamma": 0.15, "blur_sigma": 0.8, "photons": 450.0, "read_noise": 0.01,
+    "jpeg_quality_min": 40, "jpeg_quality_max": 80,
+}
+
+#: Scene settings: strength of the smooth reflectance variation attached to the tissue.
+SCENE: dict[str, float] = {"pigmentation": 0.35}
+
+#: Category settings: geometry in pixels of a 128-px image (scaled with image_size), and the camera
+#: settings that differ from :data:`CAMERA` (category A: stronger appearance change between visits).
 CATEGORY_SETTINGS: dict[str, dict[str, dict[str, float]]] = {
     "S": {"geometry": {"max_rotation_deg": 1.0, "max_shift_px": 1.5, "max_scale": 0.01, "elastic_px": 1.0},
-          "appearance": {"illumination": 0.15, "gamma": 0.15, "contrast": 0.1, "blur_sigma": 0.5, "noise_std": 0.01}},
+          "appearance": {}},
     "P": {"geometry": {"max_rotation_deg": 4.0, "max_shift_px": 6.0, "max_scale": 0.04, "elastic_px": 2.5},
-          "appearance": {"illumination": 0.15, "gamma": 0.15, "contrast": 0.1, "blur_sigma": 0.5, "noise_std": 0.01}},
+          "appearance": {}},
     "A": {"geometry": {"max_rotation_deg": 2.0, "max_shift_px": 3.0, "max_scale": 0.02, "elastic_px": 1.5},
-          "appearance": {"illumination": 0.3, "gamma": 0.3, "contrast": 0.2, "blur_sigma": 0.8, "noise_std": 0.02}},
+          "appearance": {"exposure": 0.2, "illumination": 0.3, "gamma": 0.3, "blur_sigma": 1.2}},
 }
+
+
+def camera_settings(category: str) -> dict[str, float]:
+    """The acquisition settings of ``category``: :data:`CAMERA` updated by the category's overrides."""
+    return {**CAMERA, **CATEGORY_SETTINGS[category]["appearance"]}
+
 
 #: Quadrants (row half, column half) of the source assigned to each split.
 SPLIT_QUADRANTS = {"train": [(0, 0), (1, 1)], "val": [(1, 0)], "test": [(0, 1)]}
@@ -183,11 +216,14 @@ def make_pair(
     quadrants: list[tuple[int, int]],
     n_landmarks: int = 10,
     appearance: bool = True,
+    features: tuple[int, int] = (0, 0),
 ) -> dict[str, np.ndarray]:
     """One synthetic pair: ``moving``, ``fixed``, ``field`` (ground truth), ``fixed_xy``, ``moving_xy``.
 
     Also returns ``source_center`` (row, col) and ``source_radius``: every source pixel the pair uses lies
-    within ``source_radius`` (Chebyshev distance) of the centre.
+    within ``source_radius`` (Chebyshev distance) of the centre. With ``features = (n_moving, n_fixed)``
+    it draws that many moving-only / fixed-only features (:func:`pcreg.datasets.lesions.fundus_features`)
+    and returns ``lesions = (labels_moving, labels_fixed, kinds)``.
     """
     scale = crop_px / image_size
     source, fov = load_source(0.5 * scale if scale > 1 else 0.0)
@@ -211,14 +247,28 @@ def make_pair(
     field = make_field(shape, category, rng)
     moving = sample_region(source, center, scale, rotation, coords)
     fixed = sample_region(source, center, scale, rotation, coords + field)
+    if appearance and SCENE["pigmentation"] > 0:
+        # Smooth reflectance variation of the fundus itself (pigmentation, choroidal background): part of the
+        # scene, so it moves with the tissue; drawn on the moving grid and pulled back to fixed space exactly.
+        gain = smooth_gain(shape, rng, SCENE["pigmentation"]).astype(np.float32)
+        moving = moving * gain
+        fixed = fixed * warp_image(gain, field)
+    lesions = None
+    if features[0] or features[1]:
+        feats = fundus_features(shape, field, features[0], features[1], rng)
+        moving = apply_fundus_features(moving, feats["moving_layers"])
+        fixed = apply_fundus_features(fixed, feats["fixed_layers"])
+        lesions = (feats["labels_moving"], feats["labels_fixed"], feats["kinds"])
     if appearance:
-        moving = change_appearance(moving, rng, **CATEGORY_SETTINGS[category]["appearance"])
         if category == "A":
             moving = np.clip(moving + _lesion(shape, rng), 0.0, 1.0)
-        fixed = np.clip(fixed + rng.normal(0.0, 0.005, size=shape), 0.0, 1.0).astype(np.float32)
+        settings = camera_settings(category)
+        moving = fundus_camera(moving, rng, settings)
+        fixed = fundus_camera(fixed, rng, settings)
     fixed_xy, moving_xy = pick_landmarks(fixed, field, n_landmarks, rng)
     return {"moving": moving, "fixed": fixed, "field": field.astype(np.float32),
-            "fixed_xy": fixed_xy, "moving_xy": moving_xy, "source_center": center, "source_radius": footprint}
+            "fixed_xy": fixed_xy, "moving_xy": moving_xy, "source_center": center, "source_radius": footprint,
+            "lesions": lesions}
 
 
 def _categories(n: int, fractions: dict[str, float], rng: np.random.Generator) -> list[str]:
@@ -240,16 +290,20 @@ def prepare(root: Path, name: str, params: dict, seed: int) -> Path:
     """Generate the dataset deterministically from ``seed`` and write it to ``root``."""
     size = params["image_size"]
     sizes = params["pairs"]
+    features = (params["features"]["moving_only"], params["features"]["fixed_only"])
     with DatasetWriter(root, name=name, dataset_type=TYPE, image_shape=(size, size), split_sizes=sizes,
-                       has_field=True, spec=params, original_scale=params["crop_px"] / size) as writer:
+                       has_field=True, spec=params, original_scale=params["crop_px"] / size,
+                       has_lesions=any(features)) as writer:
         for split_index, split in enumerate(("train", "val", "test")):
             rng = np.random.default_rng([seed, split_index])
             labels = _categories(sizes[split], params["categories"], rng)
             for i, category in enumerate(tqdm(labels, desc=f"{name} {split}", unit="pair")):
                 pair = make_pair(rng, category, image_size=size, crop_px=params["crop_px"],
-                                 quadrants=SPLIT_QUADRANTS[split], n_landmarks=params["landmarks"])
+                                 quadrants=SPLIT_QUADRANTS[split], n_landmarks=params["landmarks"],
+                                 features=features)
                 writer.add(split, f"{split}-{i:05d}", pair["moving"], pair["fixed"], field=pair["field"],
-                           category=category, fixed_xy=pair["fixed_xy"], moving_xy=pair["moving_xy"])
+                           category=category, fixed_xy=pair["fixed_xy"], moving_xy=pair["moving_xy"],
+                           lesions=pair["lesions"])
     return root
 
 

@@ -1,23 +1,28 @@
 """``synthetic-orpam``: bidirectional OR-PAM-like pairs and temporal sequences.
 
-Model of the acquisition. A vessel map ``V`` (bright vessels on a dark
-background, rendered at the full raster: ``H`` rows x ``2W`` scan lines) is
-scanned column by column; the fast axis runs along each column (rows, ``y``).
-Forward sweeps acquire the odd columns (1-based; 0-based even indices
-``0, 2, ...``) and form the fixed image; backward sweeps acquire the even
-columns and form the moving image. A backward sweep lands displaced along the
-fast axis by ``delta(y)`` (sub-pixel to a few pixels, varying along the sweep
-because the scanner's velocity is not uniform) and has its own gain, offset
-and noise::
+Model of the acquisition. A vessel map ``V`` (thin bright vessels on a dark
+background, composed as a maximum-amplitude projection, rendered at the full
+raster: ``H`` rows x ``2W`` scan lines) is scanned column by column; the fast
+axis runs along each column (rows, ``y``). Forward sweeps acquire the raster
+columns ``0, 2, ...`` and form the fixed image; backward sweeps acquire the
+columns ``1, 3, ...`` and form the moving image. Backward line ``j`` lands
+displaced along the fast axis by ``delta(y, j)``: a constant trigger delay, a
+sinusoid along the sweep (the galvanometer's non-uniform velocity) and a
+line-to-line timing jitter, up to ``max_misalignment_px``. The backward sweep
+also has its own gain, offset and noise::
 
-    fixed(y, j)  = V(y, 2j)                                  + noise
-    moving(y, j) = g * V(y + delta(y), 2j + 1) + offset      + noise
+    fixed(y, j)  = V(y, 2j)                                      + noise_f
+    moving(y, j) = g * V(y + delta(y, j), 2j + 1) + offset       + noise_b
 
-The ground-truth pull-back field is ``u_x = 0`` and ``u_y(y) = y' - y`` with
-``y' + delta(y') = y`` (solved by fixed-point iteration), so that
-``moving(y + u_y, j)`` samples the same physical row as ``fixed(y, j)``; the
-remaining difference is the neighbouring scan line and the intensity model,
-which is the cross-domain part of the task.
+Ground truth. Moving column ``j`` sits at raster column ``2j + 1``, i.e. half
+an image column to the right of fixed column ``j``; so ``u_x = -1/2``
+everywhere, and ``u_y(y, j) = y' - y`` with ``y' + delta(y', j - 1/2) = y``
+(fixed-point iteration), the lag at column ``j - 1/2`` being the mean of the
+two neighbouring backward lines' lags. Then ``moving(p + u(p))`` samples the
+physical point of ``fixed(p)`` (docs/CONVENTIONS.md); what remains is the
+intensity model (and bilinear interpolation across a line), the cross-domain
+part of the task. The settings are in :data:`SCANNER`, calibrated against the
+paper's Unregistered row (``python -m pcreg calibrate``).
 
 Temporal sequences. Every pair belongs to a sequence of ``frames`` frames of one
 vessel map that changes slowly (a small drift and per-vessel pulsation), as
@@ -34,8 +39,13 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from pcreg.datasets.format import DatasetWriter
+from pcreg.datasets.lesions import FEATURES_SCHEMA, vessel_segment
+from pcreg.warp import warp_image
 
 TYPE = "synthetic-orpam"
+
+#: Pairs carry content-fidelity feature masks (workflow/rules/fidelity.smk builds their table and figure).
+LESIONS = True
 
 PARAMS_SCHEMA = {
     "type": "object",
@@ -56,11 +66,31 @@ PARAMS_SCHEMA = {
         },
         "frames": {"type": "integer", "minimum": 2, "maximum": 1000, "default": 8,
                    "description": "Frames per sequence (each frame is one pair)."},
-        "max_misalignment_px": {"type": "number", "minimum": 0, "maximum": 10, "default": 3.0,
+        "max_misalignment_px": {"type": "number", "minimum": 0, "maximum": 10, "default": 8.0,
                                 "description": "Largest backward-sweep displacement |delta(y)| in pixels."},
-        "vessels": {"type": "integer", "minimum": 1, "maximum": 100, "default": 14,
+        "vessels": {"type": "integer", "minimum": 1, "maximum": 100, "default": 13,
                     "description": "Vessel segments per map (branches included)."},
+        "features": FEATURES_SCHEMA,
     },
+}
+
+
+#: Physical settings of the simulated scanner and tissue (raster pixels; intensities in [0, 1]). Calibrated so
+#: that the default configuration's Unregistered row matches the paper's OR-PAM-Reg-Temporal-26K one
+#: (``python -m pcreg calibrate``; docs/DATASETS.md).
+SCANNER: dict[str, tuple[float, float] | float] = {
+    "trunk_radius": (0.4, 0.9),      # Gaussian cross-section sigma of trunks (thin: a few um at OR-PAM's pitch)
+    "branch_radius": (0.3, 0.6),     # ... and of branches (capillaries, at or below the line pitch)
+    "amplitude": (0.25, 0.65),       # peak signal of a vessel
+    "background": 0.04,              # tissue background signal
+    "backward_gain": (0.75, 0.9),    # backward sweep's gain relative to the forward sweep
+    "backward_offset": (0.0, 0.025),  # ... and its offset
+    "forward_noise": 0.005,          # noise std of the forward (fixed) sweep
+    "backward_noise": 0.009,         # ... and of the backward (moving) sweep
+    "line_jitter_px": 1.0,           # std of the line-to-line lag jitter
+    "segment_length": (10.0, 18.0),  # content-fidelity vessel segments: length,
+    "segment_radius": (0.9, 1.3),    # ... cross-section sigma
+    "segment_amplitude": (0.4, 0.6),  # ... and peak signal
 }
 
 
@@ -73,13 +103,13 @@ def render_vessel_layers(shape: tuple[int, int], n_vessels: int, rng: np.random.
         if trunk_points and rng.random() < 0.6:  # a branch leaving an existing vessel
             y, x, heading = trunk_points[rng.integers(len(trunk_points))]
             heading += rng.choice([-1, 1]) * rng.uniform(0.4, 1.1)
-            radius = rng.uniform(0.6, 1.6)
+            radius = rng.uniform(*SCANNER["branch_radius"])
         else:  # a trunk entering from the left or the top
             if rng.random() < 0.5:
                 y, x, heading = rng.uniform(0, h), 0.0, rng.uniform(-0.6, 0.6)
             else:
                 y, x, heading = 0.0, rng.uniform(0, w), np.pi / 2 + rng.uniform(-0.6, 0.6)
-            radius = rng.uniform(1.4, 3.0)
+            radius = rng.uniform(*SCANNER["trunk_radius"])
         length = int(rng.uniform(0.4, 1.2) * (h + w))
         turn = ndimage.gaussian_filter1d(rng.normal(0, 0.12, size=length), 8)
         mask = np.zeros(shape, bool)
@@ -94,18 +124,26 @@ def render_vessel_layers(shape: tuple[int, int], n_vessels: int, rng: np.random.
                 trunk_points.append((y, x, heading))
         if mask.any():
             dist = ndimage.distance_transform_edt(~mask)
-            layers[k] = np.exp(-0.5 * (dist / radius) ** 2) * rng.uniform(0.55, 1.0)
+            layers[k] = np.exp(-0.5 * (dist / radius) ** 2) * rng.uniform(*SCANNER["amplitude"])
     return layers
 
 
-def _misalignment(h: int, max_px: float, rng: np.random.Generator) -> np.ndarray:
-    """Row-dependent backward-sweep displacement ``delta(y)``, smooth, ``|delta| <= max_px``."""
+def scan_lag(h: int, w: int, max_px: float, jitter_px: float, rng: np.random.Generator) -> np.ndarray:
+    """Backward-sweep lag along the fast axis, ``(H, W + 1)``: column ``k`` is the lag of backward line ``k``.
+
+    A constant offset (the trigger delay between the two sweep directions), a
+    sinusoid along the sweep (the galvanometer's non-uniform velocity) and a
+    line-to-line jitter (timing jitter, correlated over about one line), clipped
+    to ``|delta| <= max_px``. One extra column so that the lag half a line
+    before the first backward line is defined.
+    """
     y = np.arange(h, dtype=np.float64)
-    base = rng.uniform(0.3, 0.6) * max_px * rng.choice([-1, 1])
+    base = rng.uniform(0.35, 0.65) * max_px * rng.choice([-1, 1])
     period = rng.uniform(0.7, 2.0) * h
-    wave = rng.uniform(0.1, 0.35) * max_px * np.sin(2 * np.pi * y / period + rng.uniform(0, 2 * np.pi))
-    delta = base + wave
-    return np.clip(delta, -max_px, max_px)
+    wave = rng.uniform(0.15, 0.35) * max_px * np.sin(2 * np.pi * y / period + rng.uniform(0, 2 * np.pi))
+    jitter = ndimage.gaussian_filter1d(rng.normal(0.0, 1.0, size=w + 1), 1.0)
+    jitter *= jitter_px / max(float(jitter.std()), 1e-12)
+    return np.clip(base + wave[:, None] + jitter[None, :], -max_px, max_px)
 
 
 def _invert_shift(delta: np.ndarray, iterations: int = 30) -> np.ndarray:
@@ -125,24 +163,60 @@ def make_frame(
     max_misalignment_px: float,
     gain: float,
     offset: float,
+    line_jitter_px: float = 0.0,
+    noise: tuple[float, float] = (0.01, 0.02),
+    background: float = 0.04,
+    features: tuple[int, int] = (0, 0),
 ) -> dict[str, np.ndarray]:
-    """One bidirectional frame: ``moving``, ``fixed`` and the ground-truth ``field``."""
+    """One bidirectional frame: ``moving``, ``fixed``, the ground-truth ``field`` and the lag ``delta``.
+
+    ``noise`` is the (forward, backward) sweep's noise standard deviation. With ``features = (n_moving,
+    n_fixed)``, that many short vessel segments are present during the backward (forward) sweep only, e.g. a
+    capillary perfused at one sweep and not the other; ``lesions = (labels_moving, labels_fixed, kinds)``.
+    """
     _, h, w2 = layers.shape
-    full = np.tensordot(weights, layers, axes=1) + 0.04
+    # OR-PAM images are maximum-amplitude projections along depth: overlapping vessels do not add up.
+    full = (weights[:, None, None] * layers).max(axis=0)
     full = ndimage.shift(full, drift, order=3, mode="nearest")
+    segments = [vessel_segment((h, w2), rng, length=SCANNER["segment_length"], radius=SCANNER["segment_radius"],
+                               margin=max_misalignment_px + 6) * rng.uniform(*SCANNER["segment_amplitude"])
+                for _ in range(features[0] + features[1])]
+    seen_backward = np.maximum.reduce([full, *segments[:features[0]]]) + background
+    full = np.maximum.reduce([full, *segments[features[0]:]]) + background
     w = w2 // 2
     rows = np.arange(h, dtype=np.float64)
-    delta = _misalignment(h, max_misalignment_px, rng)
+    lag = scan_lag(h, w, max_misalignment_px, line_jitter_px, rng)
+    delta = lag[:, 1:]  # backward line j (raster column 2j + 1)
     fixed = full[:, 0::2]
-    yy = np.repeat((rows + delta)[:, None], w, axis=1)
+    yy = rows[:, None] + delta
     xx = np.repeat((2 * np.arange(w) + 1)[None, :], h, axis=0).astype(np.float64)
-    backward = ndimage.map_coordinates(full, [yy, xx], order=3, mode="nearest")
-    fixed = fixed + rng.normal(0, 0.01, size=fixed.shape)
-    moving = gain * backward + offset + rng.normal(0, 0.02, size=backward.shape)
-    field = np.zeros((2, h, w), np.float32)
-    field[0] = _invert_shift(delta)[:, None]
+    backward = ndimage.map_coordinates(seen_backward, [yy, xx], order=3, mode="nearest")
+    fixed = fixed + rng.normal(0, noise[0], size=fixed.shape)
+    moving = gain * backward + offset + rng.normal(0, noise[1], size=backward.shape)
+    # Moving column j is raster column 2j + 1, half an image column right of fixed column j (raster 2j): the
+    # fixed pixel's physical point is found in the moving image half a column to the left, at column j - 1/2,
+    # where the lag is the mean of the two neighbouring backward lines' lags (lag[:, 0] stands for line -1).
+    half_lag = 0.5 * (lag[:, :-1] + lag[:, 1:])
+    field = np.empty((2, h, w), np.float32)
+    field[0] = np.stack([_invert_shift(half_lag[:, j]) for j in range(w)], axis=1)
+    field[1] = -0.5
+    lesions = None
+    if segments:
+        labels_moving, labels_fixed = np.zeros((h, w), np.uint8), np.zeros((h, w), np.uint8)
+        kinds = {}
+        for i, seg in enumerate(segments):
+            core = seg > 0.5 * seg.max()  # the segment's core on the raster
+            if i < features[0]:  # seen by the backward sweep: mask in moving space, pulled back to fixed space
+                in_moving = ndimage.map_coordinates(core.astype(np.float32), [yy, xx], order=1, mode="constant")
+                labels_moving[in_moving > 0.5] = i + 1
+                labels_fixed[warp_image(in_moving.astype(np.float32), field) > 0.5] = i + 1
+                kinds[i + 1] = ("moving_only", "vessel_segment")
+            else:
+                labels_fixed[core[:, 0::2]] = i + 1
+                kinds[i + 1] = ("fixed_only", "vessel_segment")
+        lesions = (labels_moving, labels_fixed, kinds)
     return {"moving": np.clip(moving, 0, 1).astype(np.float32), "fixed": np.clip(fixed, 0, 1).astype(np.float32),
-            "field": field}
+            "field": field, "delta": delta.astype(np.float32), "lesions": lesions}
 
 
 def prepare(root: Path, name: str, params: dict, seed: int) -> Path:
@@ -150,22 +224,25 @@ def prepare(root: Path, name: str, params: dict, seed: int) -> Path:
     h, w, frames = params["height"], params["width"], params["frames"]
     n_seq = params["sequences"]
     sizes = {split: n * frames for split, n in n_seq.items()}
+    features = (params["features"]["moving_only"], params["features"]["fixed_only"])
     with DatasetWriter(root, name=name, dataset_type=TYPE, image_shape=(h, w), split_sizes=sizes,
-                       has_field=True, spec=params) as writer:
+                       has_field=True, spec=params, has_lesions=any(features)) as writer:
         for split_index, split in enumerate(("train", "val", "test")):
             rng = np.random.default_rng([seed, split_index])
             index = 0
             for s in tqdm(range(n_seq[split]), desc=f"{name} {split}", unit="sequence"):
                 layers = render_vessel_layers((h, 2 * w), params["vessels"], rng)
                 phase = rng.uniform(0, 2 * np.pi, size=len(layers))
-                gain, offset = rng.uniform(0.75, 0.9), rng.uniform(0.03, 0.08)
+                gain, offset = rng.uniform(*SCANNER["backward_gain"]), rng.uniform(*SCANNER["backward_offset"])
                 velocity = rng.uniform(-0.3, 0.3, size=2)
                 for t in range(frames):
                     weights = 1.0 + 0.06 * np.sin(2 * np.pi * t / max(frames, 2) + phase)
                     frame = make_frame(layers, weights, (velocity[0] * t, velocity[1] * t), rng,
-                                       params["max_misalignment_px"], gain, offset)
+                                       params["max_misalignment_px"], gain, offset, SCANNER["line_jitter_px"],
+                                       (SCANNER["forward_noise"], SCANNER["backward_noise"]), SCANNER["background"],
+                                       features)
                     writer.add(split, f"{split}-s{s:03d}-f{t:03d}", frame["moving"], frame["fixed"],
-                               field=frame["field"], sequence=f"{split}-s{s:03d}", frame=t)
+                               field=frame["field"], sequence=f"{split}-s{s:03d}", frame=t, lesions=frame["lesions"])
                     index += 1
     return root
 

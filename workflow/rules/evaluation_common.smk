@@ -36,6 +36,26 @@ def has_ablation(dataset):
     return any(config["methods"][r]["group"] == "ablation" for r in runs_for(dataset))
 
 
+def has_lesions(dataset):
+    """A dataset type that declares feature masks: LESIONS = True, or has_lesions(params) for optional ones."""
+    spec = config["datasets"][dataset]
+    dataset_type = get_dataset_type(spec["type"])
+    check = getattr(dataset_type, "has_lesions", None)
+    if callable(check):
+        return bool(check(spec.get("params", {})))
+    return bool(getattr(dataset_type, "LESIONS", False))
+
+
+def fidelity_targets():
+    return [
+        path
+        for d in DATASETS
+        if has_lesions(d)
+        for path in [f"results/tables/fidelity_{d}.{ext}" for ext in TABLE_EXTS]
+        + [f"results/figures/{d}_fidelity.png"]
+    ]
+
+
 def dataset_pairs(w):
     return [f"results/{w.dataset}/{r}/pairs.csv" for r in runs_for(w.dataset)]
 
@@ -53,4 +73,4 @@ def evaluation_targets():
             targets += [f"results/tables/ablation_{d}.{ext}" for ext in TABLE_EXTS]
         targets.append(f"results/figures/{d}_qualitative.png")
         targets += [f"results/figures/{d}_{p}.png" for p in PLOTS]
-    return targets
+    return targets + fidelity_targets()
