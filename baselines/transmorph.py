@@ -49,10 +49,10 @@ _MODEL_PARAMS: dict[str, Any] = {
         "without a field always train unsupervised.",
     },
     "prealign": {
-        "enum": ["none", "sift-affine", "sift-homography"], "default": "none",
+        "enum": ["none", "sift-affine", "sift-homography", "ants-affine"], "default": "none",
         "description": "Classical pre-alignment composed with the learned field (pcreg.models.prealign; the "
-        "paper's data are affinely pre-aligned): none, or the suite's SIFT fitting an affine transform or a "
-        "homography.",
+        "paper's data are affinely pre-aligned): none, the suite's SIFT fitting an affine transform or a "
+        "homography, or ANTs' affine stage (mutual information).",
     },
 }
 

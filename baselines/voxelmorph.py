@@ -84,9 +84,10 @@ _MODEL_PARAMS: dict[str, Any] = {
         "without a field always train unsupervised.",
     },
     "prealign": {
-        "enum": ["none", "sift-affine", "sift-homography"], "default": "none",
+        "enum": ["none", "sift-affine", "sift-homography", "ants-affine"], "default": "none",
         "description": "Classical pre-alignment composed with the learned field (pcreg.models.prealign; the paper "
-        "assumes affinely pre-aligned inputs): none, or the suite's SIFT fitting an affine transform or a homography.",
+        "assumes affinely pre-aligned inputs): none, the suite's SIFT fitting an affine transform or a homography, "
+        "or ANTs' affine stage (mutual information).",
     },
 }
 

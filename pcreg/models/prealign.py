@@ -8,10 +8,12 @@ objective trained from scratch does not recover them (docs/LEARNED.md). This mod
 supplies the stage the papers assume, as a documented, configurable part of a
 method's row ("VoxelMorph + SIFT affine"):
 
-- :class:`PreAligner` fits a global transform per pair with the suite's own SIFT
-  baseline (:class:`baselines.sift.SIFT`: SIFT + ratio test + RANSAC affine or
-  homography, with its sanity checks and identity fallback) and returns it as a
-  dense pull-back field ``a`` (docs/CONVENTIONS.md);
+- :class:`PreAligner` fits a global transform per pair with one of the suite's own
+  baselines -- SIFT (:class:`baselines.sift.SIFT`: SIFT + ratio test + RANSAC affine
+  or homography, with its sanity checks and identity fallback) or ANTs' affine stage
+  (:class:`baselines.syn.SyN` with ``type_of_transform: Affine``: mutual information,
+  multi-resolution) -- and returns it as a dense pull-back field ``a``
+  (docs/CONVENTIONS.md);
 - :func:`compose` turns ``a`` and the network's field ``v``, predicted on the
   pre-aligned moving image ``pre(q) = moving(q + a(q))``, into the one total
   pull-back field: ``warped(p) = pre(p + v(p)) = moving(p + v(p) + a(p + v(p)))``,
@@ -32,7 +34,7 @@ if TYPE_CHECKING:  # torch is imported lazily: method modules import this file f
     import torch
 
 #: Pre-alignment choices; "none" keeps the method as published (no pre-alignment).
-PREALIGN_CHOICES = ("none", "sift-affine", "sift-homography")
+PREALIGN_CHOICES = ("none", "sift-affine", "sift-homography", "ants-affine")
 
 def compose(a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Total pull-back field of warping by ``a`` first and then by ``v``: ``u(p) = v(p) + a(p + v(p))``.
@@ -47,7 +49,7 @@ def compose(a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 
 class PreAligner:
-    """Per-pair global pre-alignment fields from the suite's SIFT baseline (cached per pair).
+    """Per-pair global pre-alignment fields from the suite's SIFT or ANTs (affine) baselines (cached per pair).
 
     ``mode`` is one of :data:`PREALIGN_CHOICES`. The cache is keyed by the bytes of
     the pair, so repeated training epochs do not refit SIFT; it is bounded by the
@@ -60,12 +62,15 @@ class PreAligner:
         self.mode = mode
         self.max_cache = int(max_cache)
         self._cache: dict[bytes, np.ndarray] = {}
-        self._sift = None
+        self._method = None
         if mode != "none":
             from baselines import build_method
 
-            model = "affine" if mode == "sift-affine" else "homography"
-            self._sift = build_method("sift", {"model": model}, seed=seed, threads=threads)
+            if mode == "ants-affine":  # intensity-based (mutual information), robust where SIFT matches fail
+                self._method = build_method("syn", {"type_of_transform": "Affine"}, seed=seed, threads=threads)
+            else:
+                model = "affine" if mode == "sift-affine" else "homography"
+                self._method = build_method("sift", {"model": model}, seed=seed, threads=threads)
 
     @property
     def enabled(self) -> bool:
@@ -78,7 +83,7 @@ class PreAligner:
         hit = self._cache.get(key)
         if hit is not None:
             return hit
-        out = np.asarray(self._sift.register(moving, fixed).field, np.float32)
+        out = np.asarray(self._method.register(moving, fixed).field, np.float32)
         if len(self._cache) < self.max_cache:
             self._cache[key] = out
         return out
