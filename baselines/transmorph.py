@@ -83,7 +83,7 @@ class TransMorph(LearnedMethod):
         if getattr(self, "_pre", None) is None:
             from pcreg.models.prealign import PreAligner
 
-            self._pre = PreAligner(self.params["prealign"], seed=self.seed, threads=self.threads)
+            self._pre = PreAligner(self.params["prealign"], seed=self.seed)
         return self._pre
 
     def _fields(self, model, moving, fixed):  # noqa: ANN001, ANN202

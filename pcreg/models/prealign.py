@@ -57,6 +57,8 @@ class PreAligner:
     """
 
     def __init__(self, mode: str, seed: int = 0, threads: int = 1, max_cache: int = 100_000):
+        # One thread by default: ANTs' affine stage is bit-reproducible only with a fixed seed and one ITK thread
+        # (baselines/syn.py), and the pre-alignment feeds training, so it must be deterministic.
         if mode not in PREALIGN_CHOICES:
             raise ValueError(f"prealign must be one of {PREALIGN_CHOICES}, got {mode!r}")
         self.mode = mode
