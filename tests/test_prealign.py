@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from _learned import smooth_image, t
 from scipy import ndimage
@@ -46,7 +47,8 @@ def test_compose_with_zero_fields():
     torch.testing.assert_close(compose(zero, a), a)
 
 
-def test_sift_prealignment_recovers_an_affine_transform():
+@pytest.mark.parametrize("mode", ["sift-affine", "ants-affine"])
+def test_prealignment_recovers_an_affine_transform(mode):
     """The pre-alignment field of an affinely moved textured image is close to the true field."""
     rng = np.random.default_rng(2)
     fixed = smooth_image(rng, (128, 128), sigma=1.5)
@@ -54,11 +56,11 @@ def test_sift_prealignment_recovers_an_affine_transform():
     true = field_from_matrix(matrix, fixed.shape)
     # moving(p + u(p)) = fixed(p): build moving by warping fixed with the inverse transform.
     moving = warp_image(fixed, field_from_matrix(np.linalg.inv(matrix), fixed.shape))
-    pre = PreAligner("sift-affine")
+    pre = PreAligner(mode)
     est = pre.field(moving, fixed)
     inner = (slice(None), slice(16, -16), slice(16, -16))
     epe = np.sqrt(((est - true)[inner] ** 2).sum(0)).mean()
     assert epe < 0.5, epe
     assert np.sqrt((true[inner] ** 2).sum(0)).mean() > 2.0  # the transform is not trivial
-    assert PreAligner("sift-affine").fields(t(moving), t(fixed)).shape == (1, 2, 128, 128)
+    assert pre.fields(t(moving), t(fixed)).shape == (1, 2, 128, 128)
     assert not PreAligner("none").enabled
