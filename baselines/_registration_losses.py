@@ -51,3 +51,14 @@ class RegistrationLoss(nn.Module):
             total = sim + self.lam * reg
         # Parts stay tensors (detached) so logging them costs no device synchronisation.
         return total, {"similarity": sim.detach(), "smoothness": reg.detach()}
+
+
+def endpoint_error(field: torch.Tensor, gt_field: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Mean end-point error (px) of a batch of fields ``(B, 2, H, W)``; differentiable at zero error (``eps``).
+
+    The supervision term of the learned baselines where the training split stores the
+    ground-truth field (the synthetic sets); it is the suite's EPE metric.
+    """
+    with torch.autocast(device_type=field.device.type, enabled=False):
+        diff = field.float() - gt_field.float()
+        return torch.sqrt((diff * diff).sum(dim=1) + eps).mean()
