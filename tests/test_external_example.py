@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ import yaml
 from helpers.pairs import retina_crop
 from helpers.workflow import ROOT, run_snakemake
 
+from pcreg.reporting.outputs import ALWAYS_TABLES, table_stem
 from pcreg.warp import shift_field, warp_image
 
 EXAMPLE = ROOT / "examples" / "external-method"
@@ -79,11 +81,11 @@ def test_example_config_runs_through_the_workflow(tmp_path, monkeypatch):
     assert pre["runtime_s"].notna().all()  # from runtimes.csv
     labels = {"dis_flow": "DIS optical flow", "dis_flow_fast": "DIS flow (fast preset)",
               "dis_precomputed": "DIS flow (precomputed)"}
-    for stem in (ds, f"table1_{ds}", f"stats_{ds}", f"geometry_{ds}", f"audit_{ds}"):
-        text = (res / "tables" / f"{stem}.md").read_text()
+    for kind in ALWAYS_TABLES:
+        text = Path(table_stem(kind, ds, res / "tables") + ".md").read_text()
         for r in runs:
-            assert labels[r] in text, (stem, r)
-    audit = pd.read_csv(res / "tables" / f"audit_{ds}.csv").set_index("method")
+            assert labels[r] in text, (kind, r)
+    audit = pd.read_csv(table_stem("audit", ds, res / "tables") + ".csv").set_index("method")
     for r in runs:  # the precomputed run was audited on the exported audit inputs, not skipped
         assert np.isfinite(audit.loc[r, ["ncc_blank", "ncc_shuffled"]].astype(float)).all()
     report = run_snakemake(tmp_path, "--report", str(res / "report.html"), "--configfile", str(cfg))

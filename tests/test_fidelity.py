@@ -1,5 +1,7 @@
 """Content fidelity: feature masks in the dataset format, kept / invented metrics, table and figure."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,6 +10,7 @@ from pcreg.config import validate_params
 from pcreg.datasets import PreparedDataset, get_dataset_type
 from pcreg.datasets.lesions import disc_profile
 from pcreg.evaluation.fidelity import contrast, pair_fidelity, ring
+from pcreg.reporting.outputs import figure_path
 from pcreg.warp import warp_image
 
 
@@ -177,7 +180,7 @@ def test_evaluation_writes_kept_and_invented_and_the_table_and_figure(tmp_path):
     assert table.loc["identity", "kept_ci_low"] <= table.loc["identity", "kept_mean"] <= \
         table.loc["identity", "kept_ci_high"]
     assert "registers if kept ≥ 0.7" in paths[1].read_text()
-    fig = fidelity_figure(ds.root, runs, "ds", tmp_path / "figures" / "ds_fidelity.png")
+    fig = fidelity_figure(ds.root, runs, "ds", Path(figure_path("fidelity", "ds", tmp_path / "figures")))
     assert fig.is_file() and fig.stat().st_size > 1000
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
@@ -9,6 +11,7 @@ from helpers.evalfakes import standard_runs
 
 from pcreg.cli import main
 from pcreg.reporting.figures import checkerboard
+from pcreg.reporting.outputs import TABLE_EXTS, curves_path, figure_path, table_stem
 from pcreg.reporting.style import KNOWN_COLORS, method_color
 from pcreg.specs import write_spec
 
@@ -45,7 +48,7 @@ def test_plots_command_writes_every_figure(tmp_path):
     assert main(["plots", "--dataset", "d", "--runs", run_list, "--out-dir", str(out)]) == 0
     sizes = {}
     for name in ("boxplots", "speed", "fire_success", "training"):
-        img = mpimg.imread(out / f"d_{name}.png")
+        img = mpimg.imread(figure_path(name, "d", out))
         sizes[name] = img.shape
         assert img.ndim == 3 and img.shape[0] > 200 and img.std() > 0.01  # not a blank canvas
     # FIRE curves: one panel per category S, P, A plus 'all' (wide); training: two panels.
@@ -53,7 +56,7 @@ def test_plots_command_writes_every_figure(tmp_path):
     # Without a train log there is a one-panel message figure instead.
     (runs[2].result_dir / "model" / "train_log.csv").unlink()
     assert main(["plots", "--dataset", "d", "--runs", run_list, "--out-dir", str(out)]) == 0
-    assert mpimg.imread(out / "d_training.png").shape[1] < sizes["training"][1]
+    assert mpimg.imread(figure_path("training", "d", out)).shape[1] < sizes["training"][1]
 
 
 def test_aggregate_and_ablation_commands(tmp_path):
@@ -62,11 +65,11 @@ def test_aggregate_and_ablation_commands(tmp_path):
     args = ["--dataset", "d", "--runs", _runs_json(runs, tmp_path / "runs.json"), "--paper-reference", "fire-reg-256",
             "--reference", "pcreg_net"]
     assert main(["aggregate", *args, "--out-dir", str(out), "--n-boot", "200", "--seed", "5"]) == 0
-    for stem in ("d", "table1_d", "stats_d", "geometry_d"):
-        for ext in ("csv", "md", "tex", "html"):
-            assert (out / f"{stem}.{ext}").stat().st_size > 100
-    assert (out / "fire_curves_d.csv").is_file()
-    stats = pd.read_csv(out / "stats_d.csv")
+    for kind in ("summary", "table1", "stats", "geometry"):
+        for ext in TABLE_EXTS:
+            assert Path(f"{table_stem(kind, 'd', out)}.{ext}").stat().st_size > 100
+    assert Path(curves_path("d", out)).is_file()
+    stats = pd.read_csv(table_stem("stats", "d", out) + ".csv")
     assert stats["p_holm"].notna().any()
     assert main(["ablation", *args, "--out-stem", str(out / "ablation_d")]) == 0
     assert "w/o Feature injection" in (out / "ablation_d.md").read_text()

@@ -1,6 +1,7 @@
 """The Snakemake workflow end to end on a tiny config, and the determinism of a run."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ from pcreg.config import validate_params
 from pcreg.datasets import PreparedDataset, get_dataset_type
 from pcreg.evaluation.scoring import evaluate_method
 from pcreg.methods.runner import register_shard, shard_indices
+from pcreg.reporting.outputs import ALWAYS_TABLES, PLOTS, TABLE_EXTS, figure_path, table_stem
 
 TINY = {
     "seed": 3,
@@ -65,8 +67,8 @@ def test_workflow_end_to_end(tmp_path):
     res = tmp_path / "results"
     for name in ("fundus", "orpam", "pairs"):
         for ext in ("csv", "md", "tex"):
-            assert (res / "tables" / f"{name}.{ext}").is_file()
-        assert (res / "figures" / f"{name}_qualitative.png").stat().st_size > 1000
+            assert Path(f"{table_stem('summary', name, res / 'tables')}.{ext}").is_file()
+        assert Path(figure_path("qualitative", name, res / "figures")).stat().st_size > 1000
         pairs = pd.read_csv(res / name / "identity" / "pairs.csv")
         registered = np.load(res / name / "identity" / "registered.npy")
         test = PreparedDataset(tmp_path / "data" / name).split("test")
@@ -78,23 +80,24 @@ def test_workflow_end_to_end(tmp_path):
     assert pd.read_csv(res / "pairs" / "identity" / "pairs.csv")["tre_px"].notna().all()  # landmarks were read
     # every evaluation table and figure, and the report
     for d in ("fundus", "orpam"):
-        for stem in (d, f"table1_{d}", f"stats_{d}", f"geometry_{d}", f"audit_{d}"):
-            for ext in ("csv", "md", "tex", "html"):
-                assert (res / "tables" / f"{stem}.{ext}").stat().st_size > 50, stem
-        for fig in ("qualitative", "boxplots", "speed", "fire_success", "training"):
-            assert (res / "figures" / f"{d}_{fig}.png").stat().st_size > 5000, fig
-        audit = pd.read_csv(res / "tables" / f"audit_{d}.csv").set_index("method")
+        for kind in ALWAYS_TABLES:
+            for ext in TABLE_EXTS:
+                assert Path(f"{table_stem(kind, d, res / 'tables')}.{ext}").stat().st_size > 50, kind
+        for fig in ("qualitative", *PLOTS):
+            assert Path(figure_path(fig, d, res / "figures")).stat().st_size > 5000, fig
+        audit = pd.read_csv(table_stem("audit", d, res / "tables") + ".csv").set_index("method")
         assert audit.loc["fixed-copy", "ncc_normal"] == pytest.approx(1.0)
         assert audit.loc["identity", "retained_shuffled"] == pytest.approx(0.0, abs=1e-9)
         # content fidelity: synthetic datasets carry feature masks; the folder example has none
-        fidelity = pd.read_csv(res / "tables" / f"fidelity_{d}.csv").set_index("run")
+        fidelity = pd.read_csv(table_stem("fidelity", d, res / "tables") + ".csv").set_index("run")
         assert fidelity.loc["gt_warp", "verdict"] == "registers"
         assert fidelity.loc["fixed_copy", "verdict"] == "synthesises"
-        assert (res / "figures" / f"{d}_fidelity.png").stat().st_size > 5000
+        assert Path(figure_path("fidelity", d, res / "figures")).stat().st_size > 5000
         assert pd.read_csv(res / d / "identity" / "pairs.csv")["kept"].notna().any()
-    assert not (res / "tables" / "fidelity_pairs.csv").exists()
-    assert "NCC (paper, FIRE-Reg-256)" in (res / "tables" / "table1_fundus.md").read_text()
-    assert "TNCC (paper, OR-PAM-Reg-Temporal-26K)" in (res / "tables" / "table3_orpam.md").read_text()
+    assert not Path(table_stem("fidelity", "pairs", res / "tables") + ".csv").exists()
+    assert "NCC (paper, FIRE-Reg-256)" in Path(table_stem("table1", "fundus", res / "tables") + ".md").read_text()
+    table3 = Path(table_stem("table3", "orpam", res / "tables") + ".md").read_text()
+    assert "TNCC (paper, OR-PAM-Reg-Temporal-26K)" in table3
     report = run_snakemake(tmp_path, "--report", str(res / "report.html"), "--configfile", str(cfg))
     assert report.returncode == 0, report.stderr[-2000:]
     html = (res / "report.html").read_text()
