@@ -185,7 +185,7 @@ def test_evaluation_writes_kept_and_invented_and_the_table_and_figure(tmp_path):
 
 
 def test_cluster_bootstrap_resamples_whole_clusters():
-    from pcreg.reporting.fidelity import cluster_bootstrap_ci
+    from pcreg.evaluation.stats import cluster_bootstrap_ci
 
     # Two clusters with constant values: every resample mean is one of 0, 0.5, 1 (never anything else).
     values = [0.0] * 5 + [1.0] * 5

@@ -27,6 +27,7 @@ from scipy import ndimage  # noqa: E402
 from pcreg.datasets.format import PreparedDataset  # noqa: E402
 from pcreg.errors import UserError  # noqa: E402
 from pcreg.evaluation.fidelity import feature_scores, pair_fidelity  # noqa: E402
+from pcreg.evaluation.stats import cluster_bootstrap_ci  # noqa: E402
 from pcreg.reporting.tables import Run, TableDoc, fmt_ci, fmt_value, sort_runs, write_doc  # noqa: E402
 from pcreg.warp import warp_image  # noqa: E402
 
@@ -46,21 +47,6 @@ def verdict(kept: float, invented: float, thresholds: dict[str, float] = THRESHO
     if kept <= 1 - thresholds["kept_min"] and invented >= 1 - thresholds["invented_max"]:
         return "synthesises"
     return "mixed"
-
-
-def cluster_bootstrap_ci(values: Sequence[float], clusters: Sequence[str], n_boot: int, seed: int,
-                         alpha: float = 0.05) -> tuple[float, float]:
-    """Percentile CI of the pair mean, resampling whole clusters with replacement (NaN values ignored)."""
-    df = pd.DataFrame({"v": np.asarray(values, np.float64), "c": list(clusters)}).dropna()
-    if df.empty:
-        return float("nan"), float("nan")
-    sums = df.groupby("c")["v"].agg(["sum", "count"])
-    s, n = sums["sum"].to_numpy(), sums["count"].to_numpy()
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(s), size=(n_boot, len(s)))
-    means = s[idx].sum(axis=1) / n[idx].sum(axis=1)
-    low, high = np.quantile(means, (alpha / 2, 1 - alpha / 2))
-    return float(low), float(high)
 
 
 def cluster_of(manifest: pd.DataFrame) -> tuple[pd.Series, str]:
