@@ -75,7 +75,10 @@ def test_workflow_end_to_end(tmp_path):
         assert list(pairs["pair_id"]) == test.pair_ids
         for i, row in pairs.iterrows():
             fixed = np.asarray(test.fixed[i])
-            assert abs(row["ssim"] - structural_similarity(registered[i], fixed, data_range=1.0)) < 1e-4
+            assert abs(row["ssim_uniform7"] - structural_similarity(registered[i], fixed, data_range=1.0)) < 1e-4
+            gaussian = structural_similarity(registered[i], fixed, data_range=1.0, gaussian_weights=True, sigma=1.5,
+                                             use_sample_covariance=False)
+            assert abs(row["ssim"] - gaussian) < 1e-4
             assert abs(row["psnr"] - peak_signal_noise_ratio(fixed, registered[i], data_range=1.0)) < 1e-4
     assert pd.read_csv(res / "pairs" / "identity" / "pairs.csv")["tre_px"].notna().all()  # landmarks were read
     # every evaluation table and figure, and the report
