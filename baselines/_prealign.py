@@ -36,6 +36,22 @@ if TYPE_CHECKING:  # torch is imported lazily: method modules import this file f
 #: Pre-alignment choices; "none" keeps the method as published (no pre-alignment).
 PREALIGN_CHOICES = ("none", "sift-affine", "sift-homography", "ants-affine")
 
+#: The two JSON-schema properties VoxelMorph and TransMorph share: ground-truth supervision and pre-alignment.
+PREALIGN_PARAMS: dict = {
+    "supervision": {
+        "type": "number", "minimum": 0, "default": 0.0,
+        "description": "Weight of the end-point error to the ground-truth field, added to the unsupervised loss "
+        "where the training split stores fields (the synthetic sets); 0 = unsupervised, as published. Pairs "
+        "without a field always train unsupervised.",
+    },
+    "prealign": {
+        "enum": list(PREALIGN_CHOICES), "default": "none",
+        "description": "Classical pre-alignment composed with the learned field (baselines._prealign; the papers "
+        "assume affinely pre-aligned inputs): none, the suite's SIFT fitting an affine transform or a homography, "
+        "or ANTs' affine stage (mutual information).",
+    },
+}
+
 def compose(a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Total pull-back field of warping by ``a`` first and then by ``v``: ``u(p) = v(p) + a(p + v(p))``.
 

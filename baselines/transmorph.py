@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from baselines._prealign import PREALIGN_PARAMS
 from pcreg.methods.learned import LearnedMethod, with_training_params
 
 _MODEL_PARAMS: dict[str, Any] = {
@@ -42,18 +43,7 @@ _MODEL_PARAMS: dict[str, Any] = {
         "type": "number", "minimum": 0, "maximum": 1, "default": 0.3,
         "description": "Stochastic depth of the Swin encoder (official configuration: 0.3).",
     },
-    "supervision": {
-        "type": "number", "minimum": 0, "default": 0.0,
-        "description": "Weight of the end-point error to the ground-truth field, added to the unsupervised loss "
-        "where the training split stores fields (the synthetic sets); 0 = unsupervised, as published. Pairs "
-        "without a field always train unsupervised.",
-    },
-    "prealign": {
-        "enum": ["none", "sift-affine", "sift-homography", "ants-affine"], "default": "none",
-        "description": "Classical pre-alignment composed with the learned field (baselines._prealign; the "
-        "paper's data are affinely pre-aligned): none, the suite's SIFT fitting an affine transform or a "
-        "homography, or ANTs' affine stage (mutual information).",
-    },
+    **PREALIGN_PARAMS,
 }
 
 

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from baselines._prealign import PREALIGN_PARAMS
 from pcreg.methods.learned import LearnedMethod, with_training_params
 
 _MODEL_PARAMS: dict[str, Any] = {
@@ -77,18 +78,7 @@ _MODEL_PARAMS: dict[str, Any] = {
         "(1 with NCC, 0.01 with MSE).",
     },
     "ncc_window": {"type": "integer", "minimum": 3, "default": 9, "description": "Local NCC window (paper: 9)."},
-    "supervision": {
-        "type": "number", "minimum": 0, "default": 0.0,
-        "description": "Weight of the end-point error to the ground-truth field, added to the unsupervised loss "
-        "where the training split stores fields (the synthetic sets); 0 = unsupervised, as published. Pairs "
-        "without a field always train unsupervised.",
-    },
-    "prealign": {
-        "enum": ["none", "sift-affine", "sift-homography", "ants-affine"], "default": "none",
-        "description": "Classical pre-alignment composed with the learned field (baselines._prealign; the paper "
-        "assumes affinely pre-aligned inputs): none, the suite's SIFT fitting an affine transform or a homography, "
-        "or ANTs' affine stage (mutual information).",
-    },
+    **PREALIGN_PARAMS,
 }
 
 

@@ -80,9 +80,7 @@ def feature_scores(
             if reference_moving is not None:
                 score = _ratio(output, reference_moving, mask)
             else:  # reference: the moving image at the feature's moving-space mask
-                ref = contrast(moving, labels_moving == label)
-                score = (contrast(output, mask) / ref if np.isfinite(ref) and abs(ref) >= MIN_CONTRAST
-                         else float("nan"))
+                score = _ratio(output, moving, mask, ref_mask=labels_moving == label)
         else:
             score = _ratio(output, fixed, mask)
         rows.append({"label": label, "kind": kind, "name": name, "score": score})

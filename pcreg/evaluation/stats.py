@@ -62,6 +62,12 @@ def bootstrap_ci(values: Iterable[float], n_boot: int, seed: int, alpha: float =
         stop = min(start + _BOOT_CHUNK, n_boot)
         idx = rng.integers(0, x.size, size=(stop - start, x.size))
         means[start:stop] = x[idx].mean(axis=1)
+    return _percentile_interval(means, alpha)
+
+
+def _percentile_interval(means: np.ndarray, alpha: float) -> tuple[float, float]:
+    """The (alpha/2, 1 - alpha/2) quantiles of bootstrap means; with infinite means, order statistics
+    (interpolating between +inf and a finite value would give NaN)."""
     q = (alpha / 2, 1 - alpha / 2)
     if np.all(np.isfinite(means)):
         low, high = np.quantile(means, q)
@@ -102,13 +108,7 @@ def cluster_bootstrap_ci(
         stop = min(start + _BOOT_CHUNK, n_boot)
         idx = rng.integers(0, k, size=(stop - start, k))
         means[start:stop] = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
-    q = (alpha / 2, 1 - alpha / 2)
-    if np.all(np.isfinite(means)):
-        low, high = np.quantile(means, q)
-    else:
-        low = np.quantile(means, q[0], method="lower")
-        high = np.quantile(means, q[1], method="higher")
-    return float(low), float(high)
+    return _percentile_interval(means, alpha)
 
 
 def summarize(
