@@ -53,6 +53,9 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
         spec.setdefault("method", run_id)
         cls = _named(get_method_class, spec["method"], f"methods.{run_id}.method")
         spec.setdefault("label", cls.label or run_id)
+        # Per-pair isolation limits travel in the run's spec file (pcreg.methods.runner.method_worker).
+        spec.setdefault("pair_timeout_s", config["pair_timeout_s"])
+        spec.setdefault("log_cap_kb", config["log_cap_kb"])
         spec["params"] = validate_params(cls, spec.get("params", {}), f"methods.{run_id}.params")
         for ds in spec.get("datasets", []):
             if ds not in config["datasets"]:

@@ -217,7 +217,7 @@ def test_batches_carry_the_ground_truth_field_and_validation_scores_registration
     # ground truth, averaged over the val pairs, recomputed here from the final field.
     from pcreg.metrics import epe
 
-    u = torch.load(tmp_path / "w" / LAST, weights_only=False)["model"]["u"].numpy()
+    u = torch.load(tmp_path / "w" / LAST, weights_only=True)["model"]["u"].numpy()
     full = np.broadcast_to(u, gt.shape[1:])
     assert epes[-1] == pytest.approx(np.mean([epe(full, g) for g in gt]), rel=1e-5)
     # A loss_fn without the keyword still works (the field is not passed).
@@ -229,7 +229,7 @@ def test_checkpoint_from_other_params_is_moved_aside_and_retrained(dataset, tmp_
     params = {"epochs": 2, "batch_size": 4, "base_width": 4, "progress": False}
     split_train, split_val = dataset.split("train"), dataset.split("val")
     build_method("pcreg_net", params, seed=1, threads=1, device="cpu").fit(split_train, split_val, tmp_path)
-    first = torch.load(tmp_path / LAST, weights_only=False)
+    first = torch.load(tmp_path / LAST, weights_only=True)  # plain data: loads without running code
     capsys.readouterr()
     # Same params: a finished run is not retrained, and the log says where it stands.
     build_method("pcreg_net", params, seed=1, threads=1, device="cpu").fit(split_train, split_val, tmp_path)
@@ -238,8 +238,10 @@ def test_checkpoint_from_other_params_is_moved_aside_and_retrained(dataset, tmp_
     method = build_method("pcreg_net", {**params, "lr": 1e-2}, seed=1, threads=1, device="cpu")
     method.fit(split_train, split_val, tmp_path)
     err = capsys.readouterr().err
-    assert "training starts over" in err and (tmp_path / "stale" / LAST).is_file()
-    second = torch.load(tmp_path / LAST, weights_only=False)
+    assert "training starts over" in err
+    (first_set,) = (tmp_path / "stale").iterdir()
+    assert (first_set / LAST).is_file()
+    second = torch.load(tmp_path / LAST, weights_only=True)
     assert second["fingerprint"] != first["fingerprint"] and second["config"]["lr"] == 1e-2
     key = "registration.encoder.blocks.0.0.weight"
     assert not torch.equal(second["model"][key], first["model"][key])
@@ -248,6 +250,66 @@ def test_checkpoint_from_other_params_is_moved_aside_and_retrained(dataset, tmp_
     wider = build_method("pcreg_net", {**params, "base_width": 6}, seed=1, threads=1, device="cpu")
     wider.fit(split_train, split_val, tmp_path)
     assert "training starts over" in capsys.readouterr().err
+    # Two events, two stale sets: the first one is kept as it was.
+    sets = sorted((tmp_path / "stale").iterdir())
+    assert len(sets) == 2 and first_set in sets
+    assert torch.equal(torch.load(first_set / LAST, weights_only=True)["model"][key], first["model"][key])
+
+
+class _TouchesAFile:
+    """A pickle payload that would create a file when unpickled (what a crafted checkpoint can do)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def _trained(dataset, tmp_path, params):
+    method = build_method("pcreg_net", params, seed=1, threads=1, device="cpu")
+    method.fit(dataset.split("train"), dataset.split("val"), tmp_path)
+    (tmp_path / "model.json").write_text("{}")  # what the workflow's fit step writes last
+    return method
+
+
+def test_a_crafted_checkpoint_never_runs_and_training_starts_over(dataset, tmp_path, capsys):
+    params = {"epochs": 1, "batch_size": 4, "base_width": 4, "progress": False}
+    _trained(dataset, tmp_path, params)
+    marker = tmp_path / "pwned"
+    torch.save({"model": {}, "payload": _TouchesAFile(marker)}, tmp_path / LAST)
+    capsys.readouterr()
+    build_method("pcreg_net", params, seed=1, threads=1, device="cpu").fit(dataset.split("train"),
+                                                                          dataset.split("val"), tmp_path)
+    assert not marker.exists()
+    err = capsys.readouterr().err
+    assert f"unreadable checkpoint {tmp_path / LAST}" in err and "training starts over" in err
+    assert torch.load(tmp_path / LAST, weights_only=True)["epoch"] == 1  # retrained
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "crafted"])
+def test_an_unreadable_best_checkpoint_is_one_line_and_the_next_run_retrains(dataset, tmp_path, damage):
+    from pcreg.errors import UserError
+
+    params = {"epochs": 1, "batch_size": 4, "base_width": 4, "progress": False}
+    _trained(dataset, tmp_path, params)
+    marker = tmp_path / "pwned"
+    best = tmp_path / BEST
+    if damage == "truncated":
+        best.write_bytes(best.read_bytes()[:300])
+    elif damage == "garbage":
+        best.write_bytes(b"not a checkpoint at all" * 10)
+    else:
+        torch.save({"model": {}, "payload": _TouchesAFile(marker)}, best)
+    with pytest.raises(UserError) as info:
+        build_method("pcreg_net", params, seed=1, threads=1, device="cpu").load(tmp_path)
+    message = str(info.value)
+    assert "\n" not in message and f"unreadable checkpoint {best}" in message and "retrain" in message
+    assert not marker.exists()
+    # model.json no longer says "done": the workflow's fit step runs again; the bad file is kept aside.
+    assert not (tmp_path / "model.json").exists() and not best.exists()
+    (stale,) = (tmp_path / "stale").iterdir()
+    assert (stale / BEST).is_file() and (stale / "model.json").is_file()
 
 
 def test_interrupted_run_logs_where_it_resumes(dataset, tmp_path, capsys):

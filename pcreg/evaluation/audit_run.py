@@ -10,6 +10,7 @@ fixed-copy oracle on the same pairs and donors; the table itself is made by
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -49,29 +50,39 @@ def _geometry(data_root: Path, n_pairs: int | None, seed: int) -> audit.Geometry
 def audit_run(data_root: Path, spec: dict[str, Any], out_csv: Path, *, n_pairs: int | None, seed: int,
               threads: int = 1, device: str = "cpu", model_dir: Path | None = None, blank: str = "mean") -> Path:
     """Audit one method run on ``n_pairs`` test pairs drawn from ``seed``; write its per-pair CSV atomically."""
-    from pcreg.methods.registry import run_method
-    from pcreg.methods.runner import load_method
+    from pcreg.methods.runner import load_method, method_worker
 
-    method = load_method(spec, seed=seed, threads=threads, device=device, model_dir=model_dir)
     moving, fixed, ids, clusters = _subset(data_root, n_pairs, seed)
-
-    def register(mov: np.ndarray, fix: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        result = run_method(method, mov, fix)
-        return result.image, result.field
-
     missing: set[tuple[str, str]] = set()
-    if method.wants_pair_ids:  # outputs made elsewhere: each audit input is looked up by its name
-        register = _named_register(method, data_root, n_pairs, seed, blank, missing)
-    df = audit.audit_pairs(register, moving, fixed, seed, method=spec.get("id", spec["method"]), pair_ids=ids,
-                           blank=blank, groups=clusters, geometry=_geometry(data_root, n_pairs, seed))
-    if missing:  # no output for that input: not scored (rather than scored as the identity fallback)
-        gone = [(p, c) in missing for p, c in zip(df["pair_id"], df["condition"])]
-        df.loc[gone, list(audit.METRICS)] = np.nan
+    with contextlib.ExitStack() as stack:
+        if spec_wants_pair_ids(spec):  # outputs made elsewhere: each audit input is looked up by its name
+            method = load_method(spec, seed=seed, threads=threads, device=device, model_dir=model_dir)
+            register = _named_register(method, data_root, n_pairs, seed, blank, missing)
+        else:  # in a worker process, as in the shard jobs: a crash or a hang on an input is a failed input
+            worker = stack.enter_context(method_worker(spec, seed=seed, threads=threads, device=device,
+                                                       model_dir=model_dir, label=f"audit {spec.get('id', '')}"))
+
+            def register(mov: np.ndarray, fix: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+                result = worker.run(mov[None], fix[None])[0]
+                return result.image, result.field
+
+        df = audit.audit_pairs(register, moving, fixed, seed, method=spec.get("id", spec["method"]), pair_ids=ids,
+                               blank=blank, groups=clusters, geometry=_geometry(data_root, n_pairs, seed))
+        if missing:  # no output for that input: not scored (rather than scored as the identity fallback)
+            gone = [(p, c) in missing for p, c in zip(df["pair_id"], df["condition"])]
+            df.loc[gone, list(audit.METRICS)] = np.nan
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_csv.with_name(out_csv.name + ".tmp")
     df.to_csv(tmp, index=False)
     tmp.replace(out_csv)
     return out_csv
+
+
+def spec_wants_pair_ids(spec: dict[str, Any]) -> bool:
+    """True if the run's method reads outputs made elsewhere by pair id (it then runs in the job's process)."""
+    from pcreg.methods.registry import get_method_class
+
+    return bool(get_method_class(spec["method"]).wants_pair_ids)
 
 
 def _named_register(method: Any, data_root: Path, n_pairs: int | None, seed: int, blank: str,

@@ -16,7 +16,16 @@ which reads outputs made elsewhere) sets ``wants_pair_ids = True``; its
 ``register`` is then called with the keyword ``pair_id``.
 
 Heavy libraries (torch, SimpleITK, ANTs) are imported inside methods, not at
-module import, so that the workflow can inspect methods cheaply.
+module import, so that the workflow can inspect methods cheaply; import them in
+the optional :meth:`Method.setup` hook, which runs once per worker before the
+first pair and is not counted in any pair's runtime.
+
+In the workflow a method runs in a worker process (:mod:`pcreg.methods.isolation`):
+a pair that takes longer than the config's ``pair_timeout_s`` is a failed pair
+("timed out after N s"), a pair on which the method crashes the process (a
+segfault) is a failed pair ("the method crashed (signal N)"), and the run goes
+on with a fresh worker. Image outputs are checked like inputs
+(:func:`check_output_image`).
 """
 
 from __future__ import annotations
@@ -90,8 +99,22 @@ class Method:
     def load(self, workdir: Path) -> None:
         """Load what :meth:`fit` wrote to ``workdir`` (trainable methods only)."""
 
+    def setup(self) -> None:
+        """Optional hook, called once per worker process before the first pair, outside any timing.
+
+        Import heavy libraries, load lookup tables or warm up a JIT here: the
+        runtime of a pair measures :meth:`register` only, so a library loaded on
+        the first pair would otherwise be charged to that pair. Called after
+        :meth:`load` for trainable methods. The default does nothing.
+        """
+
     def register(self, moving: np.ndarray, fixed: np.ndarray) -> Registration:
-        """Register ``moving`` to ``fixed`` (both ``(H, W)`` float32 in [0, 1])."""
+        """Register ``moving`` to ``fixed`` (both ``(H, W)`` float32 in [0, 1]).
+
+        An image output (``outputs_field = False``) must be a float array of the
+        pair's shape with values in [0, 1]: anything else is a failed pair with
+        the reason (see :func:`check_output_image`).
+        """
         raise NotImplementedError
 
 
@@ -173,13 +196,34 @@ def _finish(method: Method, moving: np.ndarray, result: Registration, runtime: f
             return PairResult(image, field, runtime, False, "")
         if result.image is None or result.field is not None:
             raise ValueError(f"{method.name} must return an image and no field")
-        image = np.asarray(result.image, dtype=np.float32)
-        if image.shape != moving.shape or not np.all(np.isfinite(image)):
-            raise ValueError(f"{method.name} returned an image of shape {image.shape} or with non-finite values")
+        image = check_output_image(method, result.image, moving.shape)
         _check_not_degenerate(method, image, moving)
         return PairResult(image, None, runtime, False, "")
     except ValueError as exc:
         return _fallback(method, moving, runtime, str(exc))
+
+
+#: How far outside [0, 1] an image output may reach (float rounding of a clamped or resampled output).
+OUTPUT_RANGE_TOLERANCE = 1e-3
+
+
+def check_output_image(method: Method, image: object, shape: tuple[int, ...]) -> np.ndarray:
+    """An image output checked like an input: float dtype, ``shape``, finite, within [0, 1]; as float32.
+
+    Raises ``ValueError`` with the reason otherwise (the pair is then a failed pair): an image in
+    [0, 255], of an integer dtype or in [-1, 1] is not silently scored as a registration.
+    """
+    arr = np.asarray(image)
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(f"{method.name} returned an image of dtype {arr.dtype}; a float image in [0, 1] is expected")
+    if arr.shape != tuple(shape):
+        raise ValueError(f"{method.name} returned an image of shape {arr.shape}, expected {tuple(shape)}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{method.name} returned an image with non-finite values (NaN or inf)")
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < -OUTPUT_RANGE_TOLERANCE or hi > 1 + OUTPUT_RANGE_TOLERANCE:
+        raise ValueError(f"{method.name} returned an image with values in [{lo:.4g}, {hi:.4g}], outside [0, 1]")
+    return arr.astype(np.float32, copy=False)
 
 
 #: A registered image whose intensity range is below this is constant (an undertrained network's output).

@@ -194,14 +194,26 @@ class LearnedMethod(Method):
         return training_dataset(train, self.params, self.seed)
 
     def load(self, workdir: Path) -> None:
-        """Load ``workdir/best.pt`` into a freshly built model, in eval mode on ``self.device``."""
-        from pcreg.methods.training import BEST, load_weights
+        """Load ``workdir/best.pt`` into a freshly built model, in eval mode on ``self.device``.
+
+        An unreadable checkpoint (truncated, garbage, or not plain data) is one
+        :class:`~pcreg.errors.UserError` naming the file; the checkpoints and
+        ``model.json`` are moved to ``workdir/stale/<timestamp>/`` so that the next
+        run of the workflow retrains instead of repeating the failure.
+        """
+        from pcreg.errors import UserError
+        from pcreg.methods.training import BEST, LAST, LOG, CheckpointError, load_weights, move_aside
 
         path = Path(workdir) / BEST
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: train {self.name} first")
         model = self.new_model()
-        load_weights(model, path)
+        try:
+            load_weights(model, path)
+        except CheckpointError as exc:
+            stale = move_aside(Path(workdir), (BEST, LAST, LOG, "model.json"))
+            raise UserError(f"{exc}; it was moved to {stale} with model.json: run the workflow again to retrain "
+                            f"{self.name}") from None
         self.model = self.prepare_inference(model.to(self.torch_device()).eval())
 
     @property

@@ -13,6 +13,7 @@ last, so its presence means the shard is complete. Shards are merged by
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -22,7 +23,8 @@ import numpy as np
 from tqdm import tqdm
 
 from pcreg.datasets.format import PreparedDataset
-from pcreg.methods.registry import build_method, get_method_class, run_method_batch
+from pcreg.methods.isolation import DEFAULT_LOG_CAP_KB, DEFAULT_PAIR_TIMEOUT_S, PairWorker
+from pcreg.methods.registry import build_method, get_method_class
 from pcreg.streaming import NpyRowWriter, iter_blocks, read_rows
 
 #: Pairs read from the dataset at once by a shard job.
@@ -65,6 +67,17 @@ def load_method(spec: dict[str, Any], *, seed: int, threads: int, device: str = 
     return method
 
 
+def method_worker(spec: dict[str, Any], *, seed: int, threads: int, device: str = "cpu",
+                  model_dir: Path | None = None, label: str | None = None) -> PairWorker:
+    """A :class:`~pcreg.methods.isolation.PairWorker` that builds the run's method (:func:`load_method`) in a
+    worker process, with the run's ``pair_timeout_s`` and ``log_cap_kb`` (config; defaults in the isolation
+    module)."""
+    factory = functools.partial(load_method, spec, seed=seed, threads=threads, device=device, model_dir=model_dir)
+    return PairWorker(factory, pair_timeout_s=float(spec.get("pair_timeout_s", DEFAULT_PAIR_TIMEOUT_S)),
+                      log_cap_kb=int(spec.get("log_cap_kb", DEFAULT_LOG_CAP_KB)),
+                      label=label or str(spec.get("id", spec["method"])))
+
+
 def fit_method(data_root: Path, spec: dict[str, Any], out_dir: Path, *, seed: int, threads: int, device: str) -> Path:
     """Train a trainable method on the train split (validated on val); write ``model.json`` last."""
     dataset = PreparedDataset(data_root)
@@ -95,7 +108,6 @@ def register_shard(
     """Register the pairs of one shard and write them to ``out_path`` (written atomically)."""
     dataset = PreparedDataset(data_root)
     pairs = dataset.split(split)
-    method = load_method(spec, seed=seed, threads=threads, device=device, model_dir=model_dir)
     idx = shard_indices(len(pairs), shard, n_shards)
     h, w = dataset.image_shape
     runtime = np.zeros(len(idx))
@@ -103,31 +115,38 @@ def register_shard(
     reasons: list[str] = []
     label = f"{spec.get('id', spec['method'])} {dataset.name} shard {shard + 1}/{n_shards}"
     reg_path, field_path = shard_array_paths(out_path)
-    n_fields = len(idx) if method.outputs_field else 0
     folder = dataset.root / split
     ids = pairs.pair_ids
-    # Pairs per call: learned methods batch on a GPU (inference_batch_size), everything else runs pair by pair.
-    batch = max(1, int(getattr(method, "inference_batch_size", 1)))
-    progress = tqdm(total=len(idx), desc=label, unit="pair")
-    with NpyRowWriter(reg_path, (len(idx), h, w)) as reg_out, NpyRowWriter(field_path, (n_fields, 2, h, w)) as fld_out:
-        # Shard indices are a contiguous block (shard_indices), read a few dozen pairs at a time.
-        for a, b in iter_blocks(len(idx), READ_BLOCK):
-            lo, hi = int(idx[a]), int(idx[b - 1]) + 1
-            moving, fixed = read_rows(folder / "moving.npy", lo, hi), read_rows(folder / "fixed.npy", lo, hi)
-            for c in range(a, b, batch):  # idx is contiguous, so block row = k - a
-                results = run_method_batch(method, moving[c - a : min(c + batch, b) - a],
-                                           fixed[c - a : min(c + batch, b) - a],
-                                           [ids[int(i)] for i in idx[c : min(c + batch, b)]])
-                for k, result in enumerate(results, start=c):
-                    reg_out.write(result.image)
-                    if method.outputs_field:
-                        fld_out.write(result.field if result.field is not None else np.zeros((2, h, w), np.float32))
-                    runtime[k], failed[k] = result.runtime_s, result.failed
-                    reasons.append(result.reason)
-                    progress.update()
-    progress.close()
+    # The method lives in a worker process (pcreg.methods.isolation): a pair that hangs or crashes it is a
+    # failed pair, and the shard goes on.
+    with method_worker(spec, seed=seed, threads=threads, device=device, model_dir=model_dir, label=label) as worker:
+        worker.start()
+        outputs_field = bool(worker.outputs_field)
+        n_fields = len(idx) if outputs_field else 0
+        # Pairs per call: learned methods batch on a GPU (inference_batch_size), everything else runs pair by pair.
+        batch = worker.batch
+        progress = tqdm(total=len(idx), desc=label, unit="pair")
+        with (NpyRowWriter(reg_path, (len(idx), h, w)) as reg_out,
+              NpyRowWriter(field_path, (n_fields, 2, h, w)) as fld_out):
+            # Shard indices are a contiguous block (shard_indices), read a few dozen pairs at a time.
+            for a, b in iter_blocks(len(idx), READ_BLOCK):
+                lo, hi = int(idx[a]), int(idx[b - 1]) + 1
+                moving, fixed = read_rows(folder / "moving.npy", lo, hi), read_rows(folder / "fixed.npy", lo, hi)
+                for c in range(a, b, batch):  # idx is contiguous, so block row = k - a
+                    results = worker.run(moving[c - a : min(c + batch, b) - a],
+                                         fixed[c - a : min(c + batch, b) - a],
+                                         [ids[int(i)] for i in idx[c : min(c + batch, b)]])
+                    for k, result in enumerate(results, start=c):
+                        reg_out.write(result.image)
+                        if outputs_field:
+                            fld_out.write(result.field if result.field is not None
+                                          else np.zeros((2, h, w), np.float32))
+                        runtime[k], failed[k] = result.runtime_s, result.failed
+                        reasons.append(result.reason)
+                        progress.update()
+        progress.close()
     tmp = out_path.with_name(out_path.name + ".tmp.npz")
     np.savez(tmp, indices=idx, runtime_s=runtime, failed=failed, reason=np.array(reasons, dtype=str),
-             outputs_field=np.array(method.outputs_field))
+             outputs_field=np.array(outputs_field))
     os.replace(tmp, out_path)
     return out_path

@@ -55,7 +55,6 @@ import inspect
 import math
 import os
 import random
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -68,6 +67,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from pcreg.errors import UserError, disk_full_is_one_line
 from pcreg.methods.validation import Plateau, choose_metric, pair_scores, score_of
 
 LOG_COLUMNS = ["epoch", "steps", "train_loss", "val_loss", "val_ncc", "val_ssim", "val_psnr", "val_epe", "val_tre",
@@ -262,7 +262,10 @@ def seed_everything(seed: int) -> None:
 
 
 def _rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(),  # noqa: NPY002
+    """Every RNG's state as plain data (tensors, numbers, strings): loadable with ``weights_only=True``."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002
+    state = {"python": random.getstate(),
+             "numpy": [name, torch.from_numpy(np.asarray(keys, np.int64)), int(pos), int(has_gauss), float(cached)],
              "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -271,18 +274,52 @@ def _rng_state() -> dict[str, Any]:
 
 def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])  # noqa: NPY002
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))  # noqa: NPY002
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then ``os.replace`` onto ``path``."""
+    """``torch.save`` to a temporary file in the same folder, then ``os.replace`` onto ``path``.
+
+    Checkpoints hold plain data only (tensors, dicts, lists, numbers, strings), so that
+    :func:`load_checkpoint` can read them with ``weights_only=True``. A full disk is
+    one :class:`~pcreg.errors.UserError` naming the file (the partial file is removed).
+    """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with disk_full_is_one_line(path, tmp):
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+
+
+class CheckpointError(UserError):
+    """A checkpoint that cannot be read as plain data (truncated, garbage, or a pickle that would run code)."""
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A checkpoint read as data only (``torch.load(..., weights_only=True)``): never runs code from the file.
+
+    Raises :class:`CheckpointError` naming the file if it is truncated, garbage,
+    or holds anything but plain data (a crafted pickle is refused, not run).
+    """
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file; all mean the same here
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            why = "it holds more than plain data (loading it would run code), so it is refused"
+        else:
+            why = f"it is truncated or not a checkpoint ({type(exc).__name__}: {first[:200]})"
+        raise CheckpointError(f"unreadable checkpoint {path}: {why}") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt:
+        raise CheckpointError(f"unreadable checkpoint {path}: not a checkpoint of this suite (no model state)")
+    return ckpt
 
 
 def _write_log(history: list[dict[str, float]], path: Path) -> None:
@@ -296,9 +333,17 @@ def _write_log(history: list[dict[str, float]], path: Path) -> None:
 
 
 def load_weights(model: nn.Module, path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load the ``"model"`` state of a ``best.pt``/``last.pt`` checkpoint into ``model``; returns the checkpoint."""
-    ckpt = torch.load(Path(path), map_location=map_location, weights_only=False)
-    model.load_state_dict(ckpt["model"])
+    """Load the ``"model"`` state of a ``best.pt``/``last.pt`` checkpoint into ``model``; returns the checkpoint.
+
+    The file is read as data only (:func:`load_checkpoint`); a checkpoint that does not fit the
+    model is a :class:`CheckpointError` too.
+    """
+    ckpt = load_checkpoint(path, map_location)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, KeyError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0][:200]
+        raise CheckpointError(f"unreadable checkpoint {path}: it does not fit the model ({first})") from None
     return ckpt
 
 
@@ -412,15 +457,27 @@ def _say(message: str) -> None:
     print(f"training: {message}", file=sys.stderr, flush=True)
 
 
+def move_aside(workdir: Path, names: tuple[str, ...] = (LAST, BEST, LOG)) -> Path:
+    """Move ``names`` (those present) of ``workdir`` to a new ``workdir/stale/<timestamp>/``; return that folder.
+
+    Each event gets its own folder (a numbered suffix where two fall in one second): earlier stale sets
+    are kept, never overwritten or deleted.
+    """
+    base = Path(workdir) / STALE / time.strftime("%Y%m%d-%H%M%S")
+    target, n = base, 1
+    while target.exists():
+        n += 1
+        target = base.with_name(f"{base.name}-{n}")
+    target.mkdir(parents=True)
+    for name in names:
+        if (Path(workdir) / name).exists():
+            os.replace(Path(workdir) / name, target / name)
+    return target
+
+
 def _move_aside(workdir: Path, reason: str) -> None:
-    """Move the checkpoints and log of an incompatible earlier run to ``workdir/stale/`` (kept, not deleted)."""
-    stale = workdir / STALE
-    if stale.exists():
-        shutil.rmtree(stale)
-    stale.mkdir()
-    for name in (LAST, BEST, LOG):
-        if (workdir / name).exists():
-            os.replace(workdir / name, stale / name)
+    """Move the checkpoints and log of an incompatible earlier run to ``workdir/stale/<timestamp>/``."""
+    stale = move_aside(workdir)
     _say(f"{reason}: earlier checkpoint moved to {stale}, training starts over")
 
 
@@ -489,8 +546,13 @@ def train(
     best_score, best_epoch = (-math.inf, -math.inf), 0
     plateau = Plateau(config.patience, config.min_delta)
     last_path = workdir / LAST
+    ckpt = None
     if last_path.is_file():
-        ckpt = torch.load(last_path, map_location=device, weights_only=False)
+        try:
+            ckpt = load_checkpoint(last_path, map_location=device)
+        except CheckpointError as exc:  # a truncated or unsafe last.pt: kept aside, training starts over
+            _move_aside(workdir, str(exc))
+    if ckpt is not None:
         if ckpt.get("fingerprint") != fingerprint:
             _move_aside(workdir, "checkpoint from other parameters or data")
         else:
