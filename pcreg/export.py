@@ -79,6 +79,10 @@ def export_dataset(data_root: Path, out_dir: Path, *, splits: tuple[str, ...] = 
                    seed: int = 0, blank: str = "mean") -> Path:
     """Write the inputs an external method needs into ``out_dir`` (replaced if present); return it."""
     dataset = PreparedDataset(data_root)
+    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir())
+                                                      and not (out_dir / "export.json").is_file())):
+        raise UserError(f"{out_dir} exists and is not an export of this suite (no export.json); export stopped "
+                        "without touching it: choose another output folder")  # never delete what we did not write
     tmp = out_dir.with_name(out_dir.name + ".partial")
     if tmp.exists():
         shutil.rmtree(tmp)

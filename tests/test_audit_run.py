@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -27,7 +29,9 @@ class FixedCopier(Method):
         pass
 
     def load(self, workdir):  # noqa: ANN001
-        self.loaded_from = workdir
+        # The method is built in a worker process: leave a mark the test can see.
+        Path(workdir).mkdir(parents=True, exist_ok=True)
+        (Path(workdir) / "loaded").touch()
 
     def register(self, moving, fixed):  # noqa: ANN001
         noise = np.random.default_rng(self.seed).normal(0, 0.01, fixed.shape)
@@ -60,7 +64,7 @@ def test_audit_run_identity_and_table(data, tmp_path, monkeypatch):
     monkeypatch.setattr(pcreg.methods.runner, "make_method", lambda spec, **kw: copier)
     copy_csv = audit_run(data, {"id": "copier", "method": "fixed_copier"}, tmp_path / "copier.csv", n_pairs=5,
                          seed=3, model_dir=tmp_path / "model")
-    assert copier.loaded_from == tmp_path / "model"  # trainable methods load their model first
+    assert (tmp_path / "model" / "loaded").is_file()  # trainable methods load their model first
 
     runs = [Run("identity", "Unregistered", "reference", tmp_path / "x.csv"),
             Run("copier", "Copier", "deep", tmp_path / "y.csv")]

@@ -177,3 +177,21 @@ def test_non_numeric_landmark_names_file_row_and_column(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"a\.csv: row 3 .*column fixed_y: '4O' is not a finite number") as info:
         folder.prepare(tmp_path / "out", "mine", _params(src), 0)
     assert "\n" not in str(info.value)
+
+
+def test_input_folder_inside_the_output_is_refused_and_survives(tmp_path: Path) -> None:
+    out = tmp_path / "data" / "mine"
+    src = make_pairs(out / "my-pairs")
+    (out / "notes.txt").write_text("my notes")
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    with pytest.raises(UserError, match="lies inside the dataset's output folder") as info:
+        folder.prepare(out, "mine", _params(src), seed=0)
+    assert "\n" not in str(info.value)
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    assert (out / "notes.txt").read_text() == "my notes"
+    # The same input elsewhere prepares; a user's folder at the output path is not replaced either.
+    elsewhere = make_pairs(tmp_path / "pairs")
+    with pytest.raises(UserError, match="not a dataset prepared by this suite"):
+        folder.prepare(out, "mine", _params(elsewhere), seed=0)
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    assert PreparedDataset(folder.prepare(tmp_path / "data" / "other", "other", _params(elsewhere), seed=0))

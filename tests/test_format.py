@@ -61,3 +61,35 @@ def test_cluster_column_defaults_and_old_manifests_still_load(tmp_path):
     manifest = pd.read_csv(root / "manifest.csv").drop(columns="cluster")  # prepared before the column existed
     manifest.to_csv(root / "manifest.csv", index=False)
     assert PreparedDataset(root).split("test").manifest["cluster"].tolist() == ["a_y0_x0", "s1", "lone"]
+
+
+def test_prepare_replaces_its_own_dataset_even_without_dataset_json(tmp_path):
+    _write(tmp_path / "ds")
+    _write(tmp_path / "ds", n_test=3)  # a re-prepare replaces the suite's own dataset
+    assert len(PreparedDataset(tmp_path / "ds").split("test")) == 3
+    (tmp_path / "ds" / "dataset.json").unlink()  # Snakemake removes a job's output before re-running it
+    _write(tmp_path / "ds", n_test=2)
+    assert len(PreparedDataset(tmp_path / "ds").split("test")) == 2
+
+
+@pytest.mark.parametrize("foreign", ["notes.txt", "dataset.json", "train/my_image.png"])
+def test_prepare_never_deletes_a_folder_it_did_not_create(tmp_path, foreign):
+    from pcreg.errors import UserError
+
+    root = tmp_path / "ds"
+    (root / foreign).parent.mkdir(parents=True, exist_ok=True)
+    (root / foreign).write_text('{"name": "mine"}')  # a dataset.json that is not the suite's: no format_version
+    with pytest.raises(UserError, match="is not a dataset prepared by this suite.*stopped without touching it"):
+        _write(root)
+    assert (root / foreign).read_text() == '{"name": "mine"}'
+    assert not (tmp_path / "ds.partial").exists()
+
+
+def test_a_foreign_partial_folder_is_not_deleted(tmp_path):
+    from pcreg.errors import UserError
+
+    (tmp_path / "ds.partial").mkdir()
+    (tmp_path / "ds.partial" / "keep.txt").write_text("mine")
+    with pytest.raises(UserError, match="not left by this suite"):
+        _write(tmp_path / "ds")
+    assert (tmp_path / "ds.partial" / "keep.txt").read_text() == "mine"

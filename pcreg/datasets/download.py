@@ -215,6 +215,9 @@ def extract_7z(archive: Path, dest: Path, sha256: str) -> Path:
     marker = dest / ".extracted-from"
     if marker.is_file() and marker.read_text().strip() == sha256:
         return dest
+    if dest.exists() and not marker.is_file() and any(dest.iterdir()):
+        raise UserError(f"{dest} exists and was not extracted by this suite (no {marker.name}); stopped without "
+                        "touching it: move it away, or set the dataset's cache_dir to another folder")
     tmp = dest.with_name(dest.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     try:

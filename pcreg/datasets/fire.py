@@ -39,7 +39,7 @@ import numpy as np
 
 from pcreg.datasets.download import Remote, extract_7z, fetch
 from pcreg.datasets.folder import read_gray, resample
-from pcreg.datasets.format import SPLITS, DatasetWriter
+from pcreg.datasets.format import SPLITS, DatasetWriter, check_input_outside
 from pcreg.errors import UserError
 
 TYPE = "fire"
@@ -286,6 +286,7 @@ def load_pair(pair: FirePair, color: str, size: int) -> tuple[np.ndarray, np.nda
 def prepare(root: Path, name: str, params: dict, seed: int) -> Path:
     """Whole FIRE pairs resized to ``image_size``; landmarks in dataset pixels, ``original_scale`` recorded."""
     fire_root = locate(params)
+    check_input_outside(fire_root, root, "FIRE folder")
     pairs = list_pairs(fire_root, params["exclude_pairs"])
     group_of = image_components(pairs)
     split_of = split_pairs(pairs, params["fractions"], seed, group_of)

@@ -40,7 +40,7 @@ import numpy as np
 
 from pcreg.datasets import fire
 from pcreg.datasets.folder import resample
-from pcreg.datasets.format import SPLITS, DatasetWriter
+from pcreg.datasets.format import SPLITS, DatasetWriter, check_input_outside
 from pcreg.errors import UserError
 
 TYPE = "fire-reg-256"
@@ -124,6 +124,7 @@ def _patch_splits(n: int, fractions: dict[str, float], seed: int) -> list[str]:
 def prepare(root: Path, name: str, params: dict, seed: int) -> Path:
     """Cut patch pairs from FIRE by the rule in the module docstring and write them at ``root``."""
     fire_root = fire.locate(params)
+    check_input_outside(fire_root, root, "FIRE folder")
     pairs = fire.list_pairs(fire_root, params["exclude_pairs"])
     size, patch = params["working_size"], params["patch_size"]
     orig = fire.image_width(pairs[0].fixed_path)

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pcreg.datasets.format import SPLITS, DatasetWriter
+from pcreg.datasets.format import SPLITS, DatasetWriter, check_input_outside, check_replaceable
 from pcreg.datasets.lesions import folder_lesions
 from pcreg.errors import UserError
 
@@ -297,6 +297,8 @@ def has_lesions(params: dict) -> bool:
 def prepare(root: Path, name: str, params: dict, seed: int) -> Path:
     """Read the pairs under ``params['path']`` and write them in the shared format at ``root``."""
     src = Path(params["path"]).expanduser()
+    check_input_outside(src, root, "folder (params.path)")  # prepare would replace the user's own files
+    check_replaceable(root)
     pairs = find_pairs(src, params)
     split_of = assign_splits([p.name for p in pairs], params["fractions"], seed)
 

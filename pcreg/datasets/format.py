@@ -57,6 +57,63 @@ LESION_COLUMNS = ["pair_id", "label", "kind", "name"]
 LESION_KINDS = ("moving_only", "fixed_only")
 
 
+#: What a prepared dataset's folder may hold: everything :class:`DatasetWriter` writes, nothing else.
+_OWN_TOP = {"dataset.json", "manifest.csv", "landmarks.csv", "lesions.csv", *SPLITS}
+_OWN_SPLIT = {"moving.npy", "fixed.npy", "field.npy", "lesions_moving.npy", "lesions_fixed.npy"}
+#: Marker file of the temporary folder a :class:`DatasetWriter` writes into.
+PARTIAL_MARKER = ".pcreg-partial"
+
+
+def is_prepared_dataset(root: Path) -> bool:
+    """True if ``root`` holds a dataset this suite prepared (or is empty): the only folders prepare replaces.
+
+    The suite's own ``dataset.json`` (with its ``format_version``) identifies it; so does the rest of the
+    layout with nothing else in it (Snakemake removes ``dataset.json`` before it re-runs a prepare job).
+    """
+    root = Path(root)
+    meta = root / "dataset.json"
+    if meta.is_file():
+        try:
+            return "format_version" in json.loads(meta.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+            return False
+    entries = list(root.iterdir())
+    if not entries:
+        return True
+    for entry in entries:
+        if entry.name not in _OWN_TOP or entry.is_symlink():
+            return False
+        if entry.name in SPLITS:
+            if not entry.is_dir() or any(f.name not in _OWN_SPLIT for f in entry.iterdir()):
+                return False
+    return (root / "manifest.csv").is_file()
+
+
+def check_replaceable(root: Path) -> None:
+    """Raise a one-line :class:`UserError` unless ``root`` is absent or a dataset this suite prepared.
+
+    Prepare never deletes what the suite did not create: a user's folder at the output path stops it.
+    """
+    root = Path(root)
+    if root.is_symlink() or (root.exists() and not root.is_dir()):
+        raise UserError(f"{root} exists and is not a folder this suite prepared; prepare stopped without "
+                        "touching it: move it away, or choose another data_dir or dataset name")
+    if root.exists() and not is_prepared_dataset(root):
+        names = sorted(p.name for p in root.iterdir())[:4]
+        raise UserError(f"{root} exists and is not a dataset prepared by this suite (no dataset.json of ours; it "
+                        f"holds {', '.join(names)}{', ...' if len(names) == 4 else ''}); prepare stopped without "
+                        "touching it: move it away, or choose another data_dir or dataset name")
+
+
+def check_input_outside(source: Path, root: Path, what: str = "path") -> None:
+    """Refuse (one line) an input folder ``source`` that lies inside the output folder ``root`` (or is it)."""
+    src, out = Path(source).expanduser().resolve(), Path(root).expanduser().resolve()
+    if src == out or out in src.parents:
+        raise UserError(f"the input {what} {source} lies inside the dataset's output folder {root}, which "
+                        "prepare replaces: move the input elsewhere (or choose another data_dir or dataset name); "
+                        "nothing was changed")
+
+
 @dataclass
 class PairSplit:
     """One split of a prepared dataset; arrays are memory-mapped, rows follow ``manifest``."""
@@ -187,10 +244,15 @@ class DatasetWriter:
         has_lesions: bool = False,
     ):
         self.root = Path(root)
+        check_replaceable(self.root)  # before anything is written: never delete what the suite did not create
         self.tmp = self.root.with_name(self.root.name + ".partial")
         if self.tmp.exists():
+            if not (self.tmp / PARTIAL_MARKER).is_file() and any(self.tmp.iterdir()):
+                raise UserError(f"{self.tmp} exists and was not left by this suite; prepare stopped without "
+                                "touching it: move it away")
             shutil.rmtree(self.tmp)
         self.tmp.mkdir(parents=True)
+        (self.tmp / PARTIAL_MARKER).touch()
         self.image_shape = tuple(int(s) for s in image_shape)
         self.split_sizes = {s: int(split_sizes.get(s, 0)) for s in SPLITS}
         self.meta = {
@@ -299,7 +361,9 @@ class DatasetWriter:
         if self.meta["has_lesions"]:
             pd.DataFrame(self._lesions, columns=LESION_COLUMNS).to_csv(self.tmp / "lesions.csv", index=False)
         (self.tmp / "dataset.json").write_text(json.dumps(self.meta, indent=2, sort_keys=True) + "\n")
+        (self.tmp / PARTIAL_MARKER).unlink()
         if self.root.exists():
+            check_replaceable(self.root)  # checked again: the folder may have changed while preparing
             shutil.rmtree(self.root)
         self.tmp.rename(self.root)
         return self.root

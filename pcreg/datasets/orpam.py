@@ -37,7 +37,7 @@ from collections import Counter
 from pathlib import Path
 
 from pcreg.datasets.folder import IMAGE_EXTS, fit_to_shape, natural_key, read_gray
-from pcreg.datasets.format import SPLITS, DatasetWriter
+from pcreg.datasets.format import SPLITS, DatasetWriter, check_input_outside
 from pcreg.errors import UserError
 
 TYPE = "orpam"
@@ -239,6 +239,7 @@ def list_pairs(root: Path, params: dict) -> dict[str, list[tuple[str, Path, Path
 def prepare(root: Path, name: str, params: dict, seed: int) -> Path:
     """Download (or take) the snapshot, map it by :data:`LAYOUT`, and write the shared format at ``root``."""
     snapshot, commit = download_snapshot(params)
+    check_input_outside(snapshot, root, "snapshot folder")
     pairs = list_pairs(snapshot, params)
     counts = {s: len(pairs.get(s, [])) for s in SPLITS}
     expected = EXPECTED_SIZES[params["variant"]]

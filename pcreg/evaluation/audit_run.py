@@ -80,9 +80,13 @@ def audit_run(data_root: Path, spec: dict[str, Any], out_csv: Path, *, n_pairs: 
 
 def spec_wants_pair_ids(spec: dict[str, Any]) -> bool:
     """True if the run's method reads outputs made elsewhere by pair id (it then runs in the job's process)."""
+    from pcreg.errors import UserError
     from pcreg.methods.registry import get_method_class
 
-    return bool(get_method_class(spec["method"]).wants_pair_ids)
+    try:
+        return bool(get_method_class(spec["method"]).wants_pair_ids)
+    except UserError:  # not found by name here: the worker builds it (and says what is wrong)
+        return False
 
 
 def _named_register(method: Any, data_root: Path, n_pairs: int | None, seed: int, blank: str,

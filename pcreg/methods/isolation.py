@@ -34,6 +34,7 @@ from __future__ import annotations
 import faulthandler
 import multiprocessing as mp
 import os
+import pickle
 import signal
 import sys
 import tempfile
@@ -124,7 +125,7 @@ def _worker_main(conn: Any, factory: Callable[[], Method], log_path: str) -> Non
         return
     except BaseException as exc:  # noqa: BLE001 - reported to the job, which fails with it
         flush()
-        conn.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+        conn.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc(), _picklable(exc)))
         return
     flush()
     conn.send(("ready", {"outputs_field": bool(method.outputs_field),
@@ -146,6 +147,15 @@ def _worker_main(conn: Any, factory: Callable[[], Method], log_path: str) -> Non
             reply = ("error", f"{type(exc).__name__}: {exc}", traceback.format_exc())
         flush()
         conn.send(reply)
+
+
+def _picklable(exc: BaseException) -> BaseException | None:
+    """``exc`` if it survives pickling (to be raised again in the job), else None."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:  # noqa: BLE001 - any failure means: send the text only
+        return None
+    return exc
 
 
 def _context() -> mp.context.BaseContext:
@@ -203,9 +213,11 @@ class PairWorker:
         if reply[0] == "user_error":
             self._stop()
             raise UserError(reply[1])
-        if reply[0] == "error":
+        if reply[0] == "error":  # as without isolation: the job fails with the method's own exception
             self._stop()
             self.log.write(reply[2].encode())
+            if reply[3] is not None:
+                raise reply[3]
             raise RuntimeError(f"{self.label}: building or setting up the method failed: {reply[1]}")
         self.outputs_field = reply[1]["outputs_field"]
         self.batch = reply[1]["batch"]
