@@ -37,6 +37,14 @@ def cmd_validate_config(args: argparse.Namespace) -> None:
             raise UserError(f"config file not found: {path}")
         merged.update(yaml.safe_load(Path(path).read_text()) or {})
     config = validate_config(merged)
+    if config["device"] == "cuda" and not args.no_device_check:
+        import torch
+
+        if not torch.cuda.is_available():
+            from pcreg.methods.training import cuda_status
+
+            raise UserError(f"config error at device: 'cuda', but {cuda_status()}; set device: auto or cpu (or, "
+                            "where jobs run on GPU nodes of a cluster, pass --no-device-check on the login node)")
     print(f"config OK: {len(config['datasets'])} dataset(s), {len(config['methods'])} method run(s)")
 
 
@@ -244,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate-config", help="validate config file(s) (merged in order) against the schemas")
     p.add_argument("configfile", nargs="+")
+    p.add_argument("--no-device-check", action="store_true",
+                   help="do not check that `device: cuda` has a CUDA device on this machine (cluster login nodes)")
     p.set_defaults(func=cmd_validate_config)
 
     def common(p: argparse.ArgumentParser) -> None:

@@ -17,11 +17,14 @@ it works on:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+
+from pcreg.errors import disk_full_is_one_line
 
 
 def npy_layout(path: str | Path) -> tuple[np.dtype, tuple[int, ...], int]:
@@ -78,7 +81,8 @@ class NpyRowWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.tmp, "wb")  # noqa: SIM115 - closed in close()/abort()
         header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": self.shape}
-        np.lib.format.write_array_header_2_0(self._fh, header)
+        with disk_full_is_one_line(self.path, self.tmp):
+            np.lib.format.write_array_header_2_0(self._fh, header)
 
     def write(self, block: np.ndarray) -> None:
         """Append rows (``(k, *row_shape)``, or one row of ``row_shape``)."""
@@ -89,12 +93,14 @@ class NpyRowWriter:
             raise ValueError(f"{self.path.name}: rows of shape {block.shape[1:]}, expected {self.shape[1:]}")
         if self.rows + len(block) > self.shape[0]:
             raise ValueError(f"{self.path.name}: more than {self.shape[0]} rows written")
-        self._fh.write(np.ascontiguousarray(block).tobytes())
+        with disk_full_is_one_line(self.path, self.tmp):
+            self._fh.write(np.ascontiguousarray(block).tobytes())
         self.rows += len(block)
 
     def close(self) -> Path:
         """Check every row was written and move the file into place."""
-        self._fh.close()
+        with disk_full_is_one_line(self.path, self.tmp):
+            self._fh.close()
         if self.rows != self.shape[0]:
             self.abort()
             raise ValueError(f"{self.path.name}: {self.rows} of {self.shape[0]} rows written")
@@ -103,7 +109,8 @@ class NpyRowWriter:
 
     def abort(self) -> None:
         """Discard the partial file."""
-        self._fh.close()
+        with contextlib.suppress(OSError):  # a full disk fails the final flush too: the file goes anyway
+            self._fh.close()
         self.tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> NpyRowWriter:

@@ -78,3 +78,23 @@ def test_paper_reference_must_be_a_dataset_of_the_paper_values_file():
     cfg["datasets"][name]["paper_reference"] = "orpam-8k"
     with pytest.raises(UserError, match=f"config error at datasets.{name}.paper_reference: 'orpam-8k' is not one of"):
         validate_config(cfg)
+
+
+def test_device_cuda_without_cuda_is_caught_by_validate_config(tmp_path, monkeypatch, capsys):
+    import torch
+
+    from pcreg.cli import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"device": "cuda", "datasets": {"d": {"type": "synthetic-fundus"}},
+                                   "methods": {"identity": {}}}))
+    assert main(["validate-config", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("pcreg: error: config error at device: 'cuda', but ") and "\n" not in err
+    assert main(["validate-config", "--no-device-check", str(cfg)]) in (0, None)
+    # At run time too: one line, not a traceback from deep inside torch.
+    from pcreg.methods.training import resolve_device
+
+    with pytest.raises(UserError, match="config error at device: 'cuda'"):
+        resolve_device("cuda")

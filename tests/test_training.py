@@ -368,3 +368,28 @@ def test_cpu_bf16_training_is_deterministic_and_close_to_fp32(dataset, tmp_path)
     fp32 = train(_model(), _loss_fn, dataset.split("train"), dataset.split("val"), tmp_path / "f", _config(epochs=2))
     assert runs[0].history[0]["train_loss"] != fp32.history[0]["train_loss"]  # bf16 was really used
     assert runs[0].history[0]["train_loss"] == pytest.approx(fp32.history[0]["train_loss"], rel=0.05)
+
+
+def test_a_failing_fit_is_one_clear_error_naming_the_run(dataset, tmp_path, capsys):
+    from pcreg.errors import UserError
+    from pcreg.methods.base import Method
+    from pcreg.methods.runner import fit_method
+
+    class Broken(Method):
+        name = "broken"
+
+        def fit(self, train, val, workdir):
+            raise FloatingPointError("non-finite training loss at epoch 3")
+
+        def register(self, moving, fixed):
+            raise NotImplementedError
+
+    globals()["Broken"] = Broken  # importable as test_training:Broken
+    with pytest.raises(UserError) as info:
+        fit_method(dataset.root, {"id": "vxm", "method": "test_training:Broken"}, tmp_path / "model", seed=0,
+                   threads=1, device="cpu")
+    message = str(info.value)
+    assert message.startswith(f"training vxm on {dataset.name} failed: FloatingPointError: non-finite training "
+                              "loss at epoch 3") and "\n" not in message
+    assert "Traceback" in capsys.readouterr().err  # the details stay in the job's log
+    assert not (tmp_path / "model" / "model.json").exists()

@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from pcreg import metrics
 from pcreg.datasets.format import PreparedDataset
+from pcreg.errors import disk_full_is_one_line
 from pcreg.evaluation import fire_protocol
 from pcreg.evaluation.fidelity import pair_fidelity
 from pcreg.methods.runner import shard_array_paths
@@ -198,6 +199,7 @@ def evaluate_method(data_root: Path, shard_files: Iterable[Path], out_dir: Path,
         (out_dir / "fields.npy").unlink(missing_ok=True)  # a stale file from an earlier field method
     table = pd.DataFrame(rows, columns=PAIR_COLUMNS)
     tmp = out_dir / "pairs.csv.tmp"
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, out_dir / "pairs.csv")
+    with disk_full_is_one_line(out_dir / "pairs.csv", tmp):
+        table.to_csv(tmp, index=False)
+        os.replace(tmp, out_dir / "pairs.csv")
     return out_dir / "pairs.csv"

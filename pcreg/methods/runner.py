@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pcreg.datasets.format import PreparedDataset
+from pcreg.errors import UserError, disk_full_is_one_line
 from pcreg.methods.isolation import DEFAULT_LOG_CAP_KB, DEFAULT_PAIR_TIMEOUT_S, PairWorker
 from pcreg.methods.registry import build_method, get_method_class
 from pcreg.streaming import NpyRowWriter, iter_blocks, read_rows
@@ -83,12 +85,21 @@ def fit_method(data_root: Path, spec: dict[str, Any], out_dir: Path, *, seed: in
     dataset = PreparedDataset(data_root)
     method = make_method(spec, seed=seed, threads=threads, device=device)
     out_dir.mkdir(parents=True, exist_ok=True)
-    method.fit(dataset.split("train"), dataset.split("val"), out_dir)
+    try:
+        method.fit(dataset.split("train"), dataset.split("val"), out_dir)
+    except UserError:
+        raise
+    except Exception as exc:  # the traceback goes to the job's log; the error is one line naming the run
+        traceback.print_exc()
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise UserError(f"training {spec.get('id', spec['method'])} on {dataset.name} failed: "
+                        f"{type(exc).__name__}: {first} (traceback above in this log)") from None
     summary = {"run": spec.get("id"), "method": spec["method"], "params": method.params, "seed": seed,
                "dataset": dataset.name, **getattr(method, "train_summary", {})}
     tmp = out_dir / "model.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, out_dir / "model.json")
+    with disk_full_is_one_line(out_dir / "model.json", tmp):
+        tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, out_dir / "model.json")
     return out_dir / "model.json"
 
 
@@ -146,7 +157,8 @@ def register_shard(
                         progress.update()
         progress.close()
     tmp = out_path.with_name(out_path.name + ".tmp.npz")
-    np.savez(tmp, indices=idx, runtime_s=runtime, failed=failed, reason=np.array(reasons, dtype=str),
-             outputs_field=np.array(outputs_field))
-    os.replace(tmp, out_path)
+    with disk_full_is_one_line(out_path, tmp):
+        np.savez(tmp, indices=idx, runtime_s=runtime, failed=failed, reason=np.array(reasons, dtype=str),
+                 outputs_field=np.array(outputs_field))
+        os.replace(tmp, out_path)
     return out_path

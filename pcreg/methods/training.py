@@ -250,8 +250,16 @@ def resolve_device(device: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} requested but CUDA is not available")
+        raise UserError(f"config error at device: {device!r}, but {cuda_status()}; set device: auto (CUDA where "
+                        "present, else the CPU) or cpu, or run this job on a machine with a GPU")
     return dev
+
+
+def cuda_status() -> str:
+    """Why torch sees no CUDA device here, in words (CPU-only build, or no GPU/driver)."""
+    if torch.version.cuda is None:
+        return f"this torch ({torch.__version__}) is a CPU-only build"
+    return f"torch {torch.__version__} (CUDA {torch.version.cuda}) finds no CUDA device on this machine"
 
 
 def seed_everything(seed: int) -> None:
@@ -291,7 +299,8 @@ def atomic_save(obj: Any, path: Path) -> None:
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     with disk_full_is_one_line(path, tmp):
-        torch.save(obj, tmp)
+        with open(tmp, "wb") as fh:  # a Python file: a full disk is a plain OSError (ENOSPC), not torch's
+            torch.save(obj, fh)      # "unexpected pos" RuntimeError
         os.replace(tmp, path)
 
 
