@@ -15,6 +15,11 @@ then made by the suite's warping routine, as for every field method. A pair with
 no file is a failed pair (identity) with the reason, as is a pair listed in
 ``failed.csv`` (with the method's own reason); a file of the wrong shape
 or with non-finite values stops the run with one line naming the file.
+
+A convention declared wrong is caught where the suite knows the answer: at
+evaluation the fields of a few test pairs are also scored with the axes swapped
+and the direction reversed, and the tables' notes flag a run whose fields score
+clearly better in another convention (:mod:`pcreg.evaluation.convention_check`).
 """
 
 from __future__ import annotations

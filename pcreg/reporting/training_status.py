@@ -85,7 +85,8 @@ def add_training_columns(data: pd.DataFrame, runs: Sequence[Any]) -> pd.DataFram
 
 def write_run_doc(doc: Any, data: pd.DataFrame, stem: Path, runs: Sequence[Any]) -> list[Path]:
     """:func:`pcreg.reporting.tables.write_doc` with the training notes and CSV columns of ``runs`` added."""
+    from pcreg.evaluation.convention_check import convention_notes
     from pcreg.reporting.tables import write_doc
 
-    doc.notes = list(doc.notes) + [n for n in training_notes(runs) if n not in doc.notes]
+    doc.notes = list(doc.notes) + [n for n in training_notes(runs) + convention_notes(runs) if n not in doc.notes]
     return write_doc(doc, add_training_columns(data, runs), stem)
