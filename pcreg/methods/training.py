@@ -44,7 +44,7 @@ What the harness does (one place, so every method gets the same treatment):
   ``fingerprint`` (method parameters and prepared data, see
   :mod:`pcreg.methods.fingerprint`), training continues after its epoch ("resumed at
   epoch k" is logged) and a finished run returns at once; on a different
-  fingerprint the old checkpoints are moved aside to ``stale/`` and training
+  fingerprint the old checkpoints are moved aside to ``stale/<timestamp>/`` and training
   starts over (one log line says so).
 """
 
