@@ -5,6 +5,7 @@ import os
 import re
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -239,3 +240,35 @@ def test_config_keys_validated_and_passed_to_each_run():
     assert cfg["methods"]["identity"]["log_cap_kb"] == 256
     with pytest.raises(UserError, match="pair_timeout_s"):
         validate_config({**base, "pair_timeout_s": 0})
+
+
+def test_the_worker_dies_with_the_job(tmp_path):
+    """A job killed by its scheduler (SIGKILL) does not leave a hanging method behind."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "job.py"
+    script.write_text(
+        "import io, os, sys, numpy as np\n"
+        f"sys.path[:0] = [{str(Path(__file__).parent)!r}, {str(Path(__file__).parents[1])!r}]\n"
+        "from test_isolation import Sleeper, _pairs\n"
+        "from pcreg.methods.isolation import PairWorker\n"
+        "w = PairWorker(Sleeper, pair_timeout_s=600, log=io.BytesIO())\n"
+        "w.start()\n"
+        "print(w._proc.pid, flush=True)\n"
+        "m, f = _pairs(n=1, bad=(0,))\n"
+        "w.run(m, f)\n")
+    job = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    worker_pid = int(job.stdout.readline())
+    time.sleep(0.5)  # the worker is now sleeping on the bad pair
+    job.kill()
+    job.wait()
+    for _ in range(50):
+        try:
+            os.kill(worker_pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(worker_pid, signal.SIGKILL)
+        raise AssertionError("the worker outlived its job")

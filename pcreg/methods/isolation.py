@@ -106,6 +106,7 @@ def _worker_main(conn: Any, factory: Callable[[], Method], log_path: str) -> Non
     sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
     faulthandler.enable(file=sys.stderr)  # where a crash happened, in the job's log
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the job's process handles Ctrl-C and stops the worker
+    _die_with_parent()
 
     def flush() -> None:
         for stream in (sys.stdout, sys.stderr):
@@ -147,6 +148,19 @@ def _worker_main(conn: Any, factory: Callable[[], Method], log_path: str) -> Non
             reply = ("error", f"{type(exc).__name__}: {exc}", traceback.format_exc())
         flush()
         conn.send(reply)
+
+
+def _die_with_parent() -> None:  # pragma: no cover - in child
+    """Linux: the kernel kills the worker when the job's process dies (a scheduler's SIGKILL included), so a
+    hanging method never outlives its job. Elsewhere the worker ends when its pipe closes."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _picklable(exc: BaseException) -> BaseException | None:
