@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from pcreg.datasets.format import PreparedDataset
+from pcreg.errors import disk_full_is_one_line
 from pcreg.evaluation import audit
 
 
@@ -73,8 +74,9 @@ def audit_run(data_root: Path, spec: dict[str, Any], out_csv: Path, *, n_pairs: 
             df.loc[gone, list(audit.METRICS)] = np.nan
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_csv.with_name(out_csv.name + ".tmp")
-    df.to_csv(tmp, index=False)
-    tmp.replace(out_csv)
+    with disk_full_is_one_line(out_csv, tmp):
+        df.to_csv(tmp, index=False)
+        tmp.replace(out_csv)
     return out_csv
 
 

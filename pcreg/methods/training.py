@@ -333,12 +333,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 def _write_log(history: list[dict[str, float]], path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=LOG_COLUMNS)
-        writer.writeheader()
-        for row in history:
-            writer.writerow({k: row.get(k, "") for k in LOG_COLUMNS})
-    os.replace(tmp, path)
+    with disk_full_is_one_line(path, tmp):
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=LOG_COLUMNS)
+            writer.writeheader()
+            for row in history:
+                writer.writerow({k: row.get(k, "") for k in LOG_COLUMNS})
+        os.replace(tmp, path)
 
 
 def load_weights(model: nn.Module, path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
