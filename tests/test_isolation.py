@@ -272,3 +272,22 @@ def test_the_worker_dies_with_the_job(tmp_path):
     else:
         os.kill(worker_pid, signal.SIGKILL)
         raise AssertionError("the worker outlived its job")
+
+
+class Exiter(Method):
+    """Calls sys.exit on the marked pair (SystemExit is not an Exception)."""
+
+    name = "exiter"
+
+    def register(self, moving, fixed):
+        if _is_bad(moving):
+            raise SystemExit(3)
+        return Registration(field=np.zeros((2, *moving.shape), np.float32))
+
+
+def test_sys_exit_in_a_method_fails_the_pair_not_the_job():
+    moving, fixed = _pairs()
+    with PairWorker(Exiter, log=io.BytesIO()) as worker:
+        results = [worker.run(moving[i : i + 1], fixed[i : i + 1])[0] for i in range(4)]
+    assert [r.failed for r in results] == [False, True, False, False]
+    assert results[1].reason == "the method raised SystemExit: 3"

@@ -144,8 +144,11 @@ def _worker_main(conn: Any, factory: Callable[[], Method], log_path: str) -> Non
             reply: tuple[Any, ...] = ("ok", results)
         except UserError as exc:
             reply = ("user_error", str(exc))
-        except BaseException as exc:  # noqa: BLE001 - run_method never raises for a method failure; be safe
-            reply = ("error", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        except BaseException as exc:  # noqa: BLE001 - SystemExit and the like (run_method catches Exception):
+            traceback.print_exc()     # the pair fails and this worker, in an unknown state, ends
+            flush()
+            conn.send(("failed", f"the method raised {type(exc).__name__}: {exc}"))
+            return
         flush()
         conn.send(reply)
 
@@ -331,9 +334,13 @@ class PairWorker:
             return None
         if reply[0] == "user_error":
             raise UserError(reply[1])
-        if reply[0] == "error":
-            self.log.write(reply[2].encode())
-            raise RuntimeError(f"{self.label}: {reply[1]}")
+        if reply[0] == "failed":
+            self._last_seconds = (time.perf_counter() - t0) / len(moving)
+            self._last_reason = reply[1]
+            self._stop()
+            self._drain()
+            self.restarts += 1
+            return None
         return (reply[1],)
 
     def _failed(self, moving: np.ndarray, reason: str, pair_id: str | None) -> PairResult:
