@@ -17,7 +17,9 @@ waits for each answer with a time limit:
 
 Runtimes are measured inside the worker around ``register`` only, exactly as
 without isolation: building, loading, ``setup()`` and the transfer of the arrays
-(a pipe; well under a millisecond for a 256² pair) are not charged to any pair.
+(a pipe: 3.5-4.3 ms of
+job wall time per 256² pair, worker start 54-78 ms, by ``scripts/bench_isolation.py`` on the 2-core
+development machine under a load average of 22) are not charged to any pair.
 The worker is forked where the platform allows it (so classes defined anywhere
 work and the environment, thread limits included, is inherited) and spawned
 elsewhere. A :class:`pcreg.errors.UserError` raised by the method (bad input the
