@@ -77,16 +77,21 @@ def is_prepared_dataset(root: Path) -> bool:
             return "format_version" in json.loads(meta.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError, OSError):
             return False
-    entries = list(root.iterdir())
-    if not entries:
+    if not any(root.iterdir()):
         return True
-    for entry in entries:
-        if entry.name not in _OWN_TOP or entry.is_symlink():
+    return _only_own_files(root) and (root / "manifest.csv").is_file()
+
+
+def _only_own_files(root: Path) -> bool:
+    """True if ``root`` holds nothing but names a :class:`DatasetWriter` writes."""
+    for entry in root.iterdir():
+        if entry.name not in {*_OWN_TOP, PARTIAL_MARKER} or entry.is_symlink():
             return False
         if entry.name in SPLITS:
-            if not entry.is_dir() or any(f.name not in _OWN_SPLIT for f in entry.iterdir()):
+            if not entry.is_dir() or any(f.name not in _OWN_SPLIT | {f"{n}.partial" for n in _OWN_SPLIT}
+                                         for f in entry.iterdir()):
                 return False
-    return (root / "manifest.csv").is_file()
+    return True
 
 
 def check_replaceable(root: Path) -> None:
@@ -247,7 +252,7 @@ class DatasetWriter:
         check_replaceable(self.root)  # before anything is written: never delete what the suite did not create
         self.tmp = self.root.with_name(self.root.name + ".partial")
         if self.tmp.exists():
-            if not (self.tmp / PARTIAL_MARKER).is_file() and any(self.tmp.iterdir()):
+            if not (self.tmp / PARTIAL_MARKER).is_file() and not _only_own_files(self.tmp):
                 raise UserError(f"{self.tmp} exists and was not left by this suite; prepare stopped without "
                                 "touching it: move it away")
             shutil.rmtree(self.tmp)
