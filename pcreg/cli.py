@@ -59,6 +59,15 @@ def _method_failed(what: str, spec: dict[str, Any], reason: str) -> None:
           "every table and the other methods go on. Fix the method and rerun.", file=sys.stderr)
 
 
+def _check_precomputed(spec: dict[str, Any], data: Path) -> None:
+    """Outputs made elsewhere must come from this dataset's test pairs (their export.json, when present)."""
+    from pcreg.export import check_outputs_match
+    from pcreg.methods.registry import get_method_class
+
+    if get_method_class(spec["method"]).name == "precomputed" and spec.get("params", {}).get("path"):
+        check_outputs_match(Path(spec["params"]["path"]).expanduser(), data)
+
+
 def cmd_fit(args: argparse.Namespace) -> None:
     from pcreg.methods.runner import failure_reason, fit_method, is_infrastructure_error, write_failed_model
 
@@ -83,6 +92,7 @@ def cmd_register(args: argparse.Namespace) -> None:
     )
 
     spec = _json(args.run)
+    _check_precomputed(spec, Path(args.data))
     model = Path(args.model) if args.model else None
     reason = fit_failure(model)
     if reason is not None:  # nothing to register with: every pair failed, with the reason
@@ -195,6 +205,7 @@ def cmd_audit(args: argparse.Namespace) -> None:
     from pcreg.methods.runner import failure_reason, fit_failure, is_infrastructure_error
 
     spec = _json(args.run)
+    _check_precomputed(spec, Path(args.data))
     skipped = _audit_skipped(Path(args.data))
     if skipped:
         print(f"pcreg: {skipped}", file=sys.stderr)

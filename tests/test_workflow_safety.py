@@ -299,3 +299,38 @@ def test_symlinked_folders_of_a_folder_dataset_are_listed(tmp_path):
     before = fingerprint(files)
     (real / "moving" / "pair01.png").write_bytes((real / "fixed" / "pair01.png").read_bytes())
     assert fingerprint(source_files(spec)) != before
+
+
+def test_precomputed_outputs_from_another_dataset_are_refused_in_one_line(tmp_path, capsys):
+    """Issue 23 item 4: outputs carrying the export.json of other test pairs (another seed) are not scored."""
+    import numpy as np
+
+    from pcreg.cli import main
+    from pcreg.config import validate_params
+    from pcreg.datasets import PreparedDataset, get_dataset_type
+    from pcreg.export import export_dataset
+    from pcreg.specs import write_spec
+
+    dtype = get_dataset_type("synthetic-fundus")
+    for seed in (0, 1):
+        dtype.prepare(tmp_path / f"seed{seed}", "fundus", validate_params(dtype, TINY_FUNDUS["params"], "p"), seed)
+    export = export_dataset(tmp_path / "seed1", tmp_path / "export", splits=("test",), audit_pairs=2, seed=0)
+    outputs = tmp_path / "outputs"
+    (outputs / "images").mkdir(parents=True)
+    test = PreparedDataset(tmp_path / "seed1").split("test")
+    for i, pair_id in enumerate(test.pair_ids):  # same pair ids in both seeds: only the content differs
+        np.save(outputs / "images" / f"{pair_id}.npy", np.asarray(test.fixed[i], np.float32))
+    shutil.copyfile(export / "export.json", outputs / "export.json")
+    capsys.readouterr()  # progress bars of the preparation
+    spec = write_spec(tmp_path / "run.json", {"id": "mine", "method": "precomputed",
+                                              "params": {"path": str(outputs), "output": "image"}})
+
+    def register(data: str) -> int:
+        return main(["register", "--data", str(tmp_path / data), "--run", spec, "--shard", "0", "--shards", "1",
+                     "--out", str(tmp_path / data / "shard.npz")])
+
+    assert register("seed0") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "export.json was exported from dataset 'fundus' with other test" in err
+    assert not (tmp_path / "seed0" / "shard.npz").exists()
+    assert register("seed1") == 0 and (tmp_path / "seed1" / "shard.npz").is_file()
