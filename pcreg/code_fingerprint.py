@@ -87,17 +87,27 @@ def _files(entry: Path) -> list[Path]:
 
 def library_versions(names: Iterable[str] = KEY_LIBRARIES) -> dict[str, str | None]:
     """Installed version of each library (``None`` where it is not installed)."""
+    return dict(_versions(tuple(names)))
+
+
+@lru_cache(maxsize=16)
+def _versions(names: tuple[str, ...]) -> tuple[tuple[str, str | None], ...]:
     versions: dict[str, str | None] = {}
     for name in names:
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
-    return versions
+    return tuple(versions.items())
 
 
 def files_fingerprint(entries: Iterable[str | Path], root: Path = ROOT) -> str:
     """Digest of the code in ``entries`` (files, or folders searched for code and data tables) under ``root``."""
+    return _files_fingerprint(tuple(str(e) for e in entries), root)
+
+
+@lru_cache(maxsize=1024)
+def _files_fingerprint(entries: tuple[str, ...], root: Path) -> str:  # once per invocation of the workflow
     h = hashlib.sha256()
     for entry in entries:
         path = Path(entry) if Path(entry).is_absolute() else root / entry
