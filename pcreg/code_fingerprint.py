@@ -37,9 +37,14 @@ _CORE = ("pcreg/__init__.py", "pcreg/__main__.py", "pcreg/cli.py", "pcreg/errors
          "pcreg/image_io.py", "pcreg/metrics.py", "pcreg/plugins.py", "pcreg/schema.py", "pcreg/specs.py",
          "pcreg/streaming.py", "pcreg/threads.py", "pcreg/warp.py")
 
+#: Preparing a dataset (a download, for the real ones) runs the dataset types and these utilities only: an edit
+#: of the command line or the metrics does not re-prepare.
+_PREPARE = ("pcreg/errors.py", "pcreg/field_conventions.py", "pcreg/image_io.py", "pcreg/plugins.py",
+            "pcreg/schema.py", "pcreg/streaming.py", "pcreg/threads.py", "pcreg/warp.py", "pcreg/datasets")
+
 #: Stage -> the package files and folders (relative to :data:`ROOT`) whose code produces its outputs.
 STAGES: dict[str, tuple[str, ...]] = {
-    "prepare": (*_CORE, "pcreg/datasets"),
+    "prepare": _PREPARE,
     # fit/register/audit also hash the method's own module (method_sources)
     "method": (*_CORE, "pcreg/datasets", "pcreg/methods"),
     "evaluate": (*_CORE, "pcreg/datasets", "pcreg/evaluation", "pcreg/methods/runner.py"),
@@ -103,11 +108,6 @@ def _versions(names: tuple[str, ...]) -> tuple[tuple[str, str | None], ...]:
 
 def files_fingerprint(entries: Iterable[str | Path], root: Path = ROOT) -> str:
     """Digest of the code in ``entries`` (files, or folders searched for code and data tables) under ``root``."""
-    return _files_fingerprint(tuple(str(e) for e in entries), root)
-
-
-@lru_cache(maxsize=1024)
-def _files_fingerprint(entries: tuple[str, ...], root: Path) -> str:  # once per invocation of the workflow
     h = hashlib.sha256()
     for entry in entries:
         path = Path(entry) if Path(entry).is_absolute() else root / entry

@@ -334,3 +334,19 @@ def test_precomputed_outputs_from_another_dataset_are_refused_in_one_line(tmp_pa
     assert len(err.splitlines()) == 1 and "export.json was exported from dataset 'fundus' with other test" in err
     assert not (tmp_path / "seed0" / "shard.npz").exists()
     assert register("seed1") == 0 and (tmp_path / "seed1" / "shard.npz").is_file()
+
+
+def test_code_fingerprints_change_with_code_not_with_comments(tmp_path):
+    from pcreg.code_fingerprint import code_fingerprint, python_digest
+
+    root = tmp_path / "root"
+    shutil.copytree(ROOT / "pcreg", root / "pcreg", ignore=shutil.ignore_patterns("__pycache__"))
+    before = {s: code_fingerprint(s, root=root) for s in ("prepare", "evaluate", "report", "method")}
+    metrics = root / "pcreg" / "metrics.py"
+    text = metrics.read_text()
+    assert python_digest(text) == python_digest(text.replace('"""', '"""Reworded. ', 1) + "\n# note\n")
+    metrics.write_text(text + "\ndef ncc_scale():\n    return 2.0\n")
+    after = {s: code_fingerprint(s, root=root) for s in before}
+    assert after["evaluate"] != before["evaluate"] and after["report"] != before["report"]
+    assert after["method"] != before["method"]  # training validates with the metrics
+    assert after["prepare"] == before["prepare"]  # preparing (downloading) a dataset does not use them

@@ -167,12 +167,13 @@ def model_arg(w):
 _CODE = {stage: code_fingerprint(stage) for stage in ("prepare", "evaluate", "report")}
 
 
-def _method_files(run):
-    return module_sources(inspect.getsourcefile(get_method_class(config["methods"][run]["method"])))
+def _method_code(method):
+    files = module_sources(inspect.getsourcefile(get_method_class(method)))
+    return {stage: code_fingerprint(stage, files) for stage in ("method", "audit")}
 
 
-_METHOD_CODE = {r: {stage: code_fingerprint(stage, _method_files(r)) for stage in ("method", "audit")}
-                for r in config["methods"]}
+_BY_METHOD = {m: _method_code(m) for m in {spec["method"] for spec in config["methods"].values()}}
+_METHOD_CODE = {r: _BY_METHOD[spec["method"]] for r, spec in config["methods"].items()}
 
 
 def method_code(stage):
