@@ -8,8 +8,12 @@ import yaml
 from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, workflow.basedir)
+from pcreg.code_fingerprint import jobs_run_this_checkout  # noqa: E402
 from pcreg.config import validate_config  # noqa: E402
 from pcreg.errors import UserError  # noqa: E402
+
+# Jobs run this checkout's code (the code that common.smk fingerprints), from any working directory.
+jobs_run_this_checkout(workflow.basedir)
 
 
 # The default config is read only when no --configfile is given, so that a config file
@@ -39,8 +43,8 @@ include: "workflow/rules/fidelity.smk"
 rule all:
     input:
         evaluation_targets(),
-        [f"results/{d}/{r}/pairs.csv" for d in DATASETS for r in runs_for(d)],
-        "results/manifest.json",
+        [pairs_csv(d, r) for d in DATASETS for r in runs_for(d)],
+        MANIFEST,
     default_target: True
 
 
@@ -54,6 +58,6 @@ onerror:
             for _line in slurm_failure_lines(Path(_log).read_text(errors="replace")):
                 print(_line, file=sys.stderr)
     # Snakemake's own lock message is easy to miss after a kill; say what to do in one place.
-    print("pcreg-bench: a job failed; its log under results/logs/ says why. Rerunning the same command resumes. "
+    print(f"pcreg-bench: a job failed; its log under {LOGS}/ says why. Rerunning the same command resumes. "
           "If Snakemake itself was killed (kill -9, power loss) and a rerun says the directory cannot be locked, "
           "run the same command once with --unlock added, then rerun it.", file=sys.stderr)

@@ -58,18 +58,63 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     module.prepare(Path(args.out), args.name, params, args.seed)
 
 
-def cmd_fit(args: argparse.Namespace) -> None:
-    from pcreg.methods.runner import fit_method
+def _method_failed(what: str, spec: dict[str, Any], reason: str) -> None:
+    """Say in the job's log that the method failed and that its results are marked failed (the run goes on)."""
+    import traceback
 
-    fit_method(Path(args.data), _json(args.run), Path(args.out), seed=args.seed, threads=args.threads,
-               device=args.device)
+    traceback.print_exc()
+    print(f"pcreg: {spec.get('id', spec['method'])}: {what} failed ({reason}); its results are marked failed in "
+          "every table and the other methods go on. Fix the method and rerun.", file=sys.stderr)
+
+
+def _check_precomputed(spec: dict[str, Any], data: Path) -> None:
+    """Outputs made elsewhere must come from this dataset's test pairs (their export.json, when present)."""
+    from pcreg.export import check_outputs_match
+    from pcreg.methods.registry import get_method_class
+
+    if get_method_class(spec["method"]).name == "precomputed" and spec.get("params", {}).get("path"):
+        check_outputs_match(Path(spec["params"]["path"]).expanduser(), data)
+
+
+def cmd_fit(args: argparse.Namespace) -> None:
+    from pcreg.methods.runner import failure_reason, fit_method, is_infrastructure_error, write_failed_model
+
+    spec = _json(args.run)
+    try:
+        fit_method(Path(args.data), spec, Path(args.out), seed=args.seed, threads=args.threads, device=args.device)
+    except Exception as exc:  # the method failed: mark it failed, so that every other method goes on
+        if is_infrastructure_error(exc):
+            raise
+        reason = failure_reason(exc)
+        _method_failed("training", spec, reason)
+        write_failed_model(Path(args.out), spec, seed=args.seed, dataset=Path(args.data).name, reason=reason)
 
 
 def cmd_register(args: argparse.Namespace) -> None:
-    from pcreg.methods.runner import register_shard
+    from pcreg.methods.runner import (
+        failure_reason,
+        fit_failure,
+        is_infrastructure_error,
+        register_shard,
+        write_failed_shard,
+    )
 
-    register_shard(Path(args.data), _json(args.run), args.shard, args.shards, Path(args.out), seed=args.seed,
-                   threads=args.threads, device=args.device, model_dir=Path(args.model) if args.model else None)
+    spec = _json(args.run)
+    _check_precomputed(spec, Path(args.data))
+    model = Path(args.model) if args.model else None
+    reason = fit_failure(model)
+    if reason is not None:  # nothing to register with: every pair failed, with the reason
+        write_failed_shard(Path(args.data), spec, args.shard, args.shards, Path(args.out), f"fit failed: {reason}")
+        return
+    try:
+        register_shard(Path(args.data), spec, args.shard, args.shards, Path(args.out), seed=args.seed,
+                       threads=args.threads, device=args.device, model_dir=model)
+    except Exception as exc:  # a failure outside any one pair (building or loading the method)
+        if is_infrastructure_error(exc):
+            raise
+        reason = failure_reason(exc)
+        _method_failed("registration", spec, reason)
+        write_failed_shard(Path(args.data), spec, args.shard, args.shards, Path(args.out), reason)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -139,17 +184,67 @@ def cmd_ablation(args: argparse.Namespace) -> None:
     write_doc(doc, data, Path(args.out_stem), runs)
 
 
-def cmd_audit(args: argparse.Namespace) -> None:
-    from pcreg.evaluation.audit_run import audit_run
+#: Test pairs the audit needs (its shuffled condition gives each pair another pair's moving image).
+AUDIT_MIN_PAIRS = 2
 
-    audit_run(Path(args.data), _json(args.run), Path(args.out), n_pairs=args.pairs, seed=args.seed,
-              threads=args.threads, device=args.device, model_dir=Path(args.model) if args.model else None,
-              blank=args.blank)
+
+def _audit_skipped(data: Path) -> str | None:
+    """Why the audit cannot run on this dataset (one line), or None."""
+    from pcreg.datasets.format import PreparedDataset
+
+    n = len(PreparedDataset(data).split("test"))
+    if n < AUDIT_MIN_PAIRS:
+        return (f"audit skipped: the dataset has {n} test pair(s), and the audit needs at least {AUDIT_MIN_PAIRS} "
+                "(it gives each pair another pair's moving image)")
+    return None
+
+
+def _write_csv(frame: Any, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    frame.to_csv(tmp, index=False)
+    tmp.replace(out)
+
+
+def cmd_audit(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from pcreg.evaluation.audit_run import audit_run
+    from pcreg.methods.runner import failure_reason, fit_failure, is_infrastructure_error
+
+    spec = _json(args.run)
+    _check_precomputed(spec, Path(args.data))
+    skipped = _audit_skipped(Path(args.data))
+    if skipped:
+        print(f"pcreg: {skipped}", file=sys.stderr)
+        _write_csv(pd.DataFrame({"method": [], "pair_id": [], "condition": [], "reason": []}), Path(args.out))
+        return
+    model = Path(args.model) if args.model else None
+    reason = fit_failure(model)
+    if reason is None:
+        try:
+            audit_run(Path(args.data), spec, Path(args.out), n_pairs=args.pairs, seed=args.seed,
+                      threads=args.threads, device=args.device, model_dir=model, blank=args.blank)
+            return
+        except Exception as exc:  # the method failed outside any one pair: not audited, with the reason
+            if is_infrastructure_error(exc):
+                raise
+            reason = failure_reason(exc)
+            _method_failed("the audit", spec, reason)
+    else:
+        reason = f"fit failed: {reason}"
+    _write_csv(pd.DataFrame({"method": [spec.get("id", spec["method"])], "pair_id": [""], "condition": [""],
+                             "reason": [reason]}), Path(args.out))
 
 
 def cmd_audit_table(args: argparse.Namespace) -> None:
-    from pcreg.reporting.audit_table import audit_table
+    from pcreg.reporting.audit_table import audit_table, skipped_audit_table
 
+    skipped = _audit_skipped(Path(args.data))
+    if skipped:
+        print(f"pcreg: {skipped}", file=sys.stderr)
+        skipped_audit_table(_runs(args.runs), Path(args.out_stem), args.dataset, skipped)
+        return
     audit_table(Path(args.data), _runs(args.runs), [Path(p) for p in args.audit_files], Path(args.out_stem),
                 args.dataset, n_pairs=args.pairs, seed=args.seed, blank=args.blank)
 
@@ -199,7 +294,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_manifest(args: argparse.Namespace) -> None:
     from pcreg.manifest import write_manifest
 
-    write_manifest(_json(args.config), Path(args.out), Path(args.repo))
+    write_manifest(_json(args.config), Path(args.out), Path(args.repo), code=_json(args.code) if args.code else None)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> None:
@@ -377,6 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="JSON file with the validated config")
     p.add_argument("--out", required=True)
     p.add_argument("--repo", default=".")
+    p.add_argument("--code", help="JSON file: per result, the fingerprints of the code that produced it")
     p.set_defaults(func=cmd_manifest)
 
     p = sub.add_parser("fidelity", help="content-fidelity table (kept / invented) and figure of a dataset")
@@ -400,11 +496,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Commands that run a method: they get a scratch folder of their own for temporary files (TMPDIR), removed at
+#: the end, so that a method, or the library it calls (ANTs, ITK), never leaves files behind in a shared /tmp or
+#: the checkout. Relative paths in a method's params (a precomputed folder) still resolve from the working
+#: directory; a method that writes into its working directory should write under tempfile.gettempdir() instead.
+SCRATCH_COMMANDS = ("fit", "register", "audit")
+
+
+def _with_scratch_tmpdir(args: argparse.Namespace) -> None:
+    import os
+    import shutil
+    import tempfile
+
+    scratch = tempfile.mkdtemp(prefix=f"pcreg-{args.command}-")
+    before = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = scratch
+    tempfile.tempdir = scratch
+    try:
+        args.func(args)
+    finally:
+        tempfile.tempdir = None
+        if before is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = before
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     set_threads(getattr(args, "threads", 1))
+    if getattr(args, "paper_reference", None) == "":  # the workflow passes "" for a dataset without one
+        args.paper_reference = None
     try:
-        args.func(args)
+        if args.command in SCRATCH_COMMANDS:
+            _with_scratch_tmpdir(args)
+        else:
+            args.func(args)
     except UserError as exc:
         print(f"pcreg: error: {exc}", file=sys.stderr)
         return 2

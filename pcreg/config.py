@@ -28,6 +28,22 @@ def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
         return yaml.safe_load(fh)
 
 
+#: Config keys that are folders of the workflow's outputs (every output path derives from them).
+PATH_KEYS = ("data_dir", "results_dir")
+
+
+def _check_path(value: str, key: str) -> None:
+    """A folder key may hold any character a shell would misread (jobs get it quoted), but not braces or newlines.
+
+    Snakemake reads ``{...}`` in a path as a wildcard, and a newline cannot be a job's argument.
+    """
+    bad = sorted({c for c in value if c in "{}\n\0"})
+    if bad:
+        shown = ", ".join(repr(c) for c in bad)
+        raise UserError(f"config error at {key}: {value!r} contains {shown}: Snakemake reads braces in a path as "
+                        "a wildcard, and a job cannot be given a newline; choose a folder name without them")
+
+
 def _named(lookup: Any, name: str, key: str) -> Any:
     """``lookup(name)``, with a failure reported as a config error at ``key``."""
     try:
@@ -43,6 +59,8 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     from pcreg.reporting.paper_values import paper_datasets
 
     config = validate(copy.deepcopy(dict(config)), load_schema())
+    for key in PATH_KEYS:
+        _check_path(config[key], key)
     for name, spec in config["datasets"].items():
         dtype = _named(get_dataset_type, spec["type"], f"datasets.{name}.type")
         spec["params"] = validate_params(dtype, spec.get("params", {}), f"datasets.{name}.params")

@@ -38,8 +38,48 @@ CONVENTIONS = {
     "landmarks": "(x, y) pixels, x = column, y = row; pixel centres at integer coordinates",
     "outputs": ("fields/<pair_id>.npy ((2, H, W) or (H, W, 2); another convention declared in the precomputed "
                 "run's params.convention) or images/<pair_id>.{npy,png,tif}; optional runtimes.csv "
-                "(pair_id, runtime_s)"),
+                "(pair_id, runtime_s); copy export.json beside them and the suite checks they were made "
+                "from this dataset"),
 }
+
+
+def test_fingerprint(root: Path) -> str:
+    """Content digest of a prepared dataset's test pairs (their ids, moving and fixed images, ground-truth fields):
+    ``export.json`` carries it, so outputs can be checked against the data they are scored on."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    h.update("\n".join(PreparedDataset(root).split("test").pair_ids).encode())
+    for name in ("moving.npy", "fixed.npy", "field.npy"):
+        path = Path(root) / "test" / name
+        if path.is_file():
+            with open(path, "rb") as fh:
+                while chunk := fh.read(1 << 22):
+                    h.update(chunk)
+    return h.hexdigest()
+
+
+def check_outputs_match(folder: Path, data_root: Path) -> None:
+    """Refuse (one line) outputs whose ``export.json`` says they were exported from other test pairs.
+
+    Outputs without an ``export.json`` are accepted as they are (nothing to check against).
+    """
+    info_path = Path(folder) / "export.json"
+    if not info_path.is_file():
+        return
+    try:
+        info = json.loads(info_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{info_path}: not valid JSON ({exc})") from None
+    exported = info.get("test_fingerprint")
+    if exported is None:
+        raise UserError(f"{info_path} has no test_fingerprint (written by an older export): export the dataset "
+                        "again, or remove export.json from the outputs folder")
+    current = test_fingerprint(data_root)
+    if exported != current:
+        raise UserError(f"{info_path} was exported from dataset {info.get('dataset')!r} with other test pairs than "
+                        f"{data_root} (fingerprint {exported} != {current}: another seed, size or version of the "
+                        "data): run the method on a fresh export of this dataset")
 
 
 def resolve_dataset(dataset: str, configfile: Path | None) -> tuple[Path, dict[str, Any]]:
@@ -120,7 +160,8 @@ def export_dataset(data_root: Path, out_dir: Path, *, splits: tuple[str, ...] = 
         pd.DataFrame(audit_rows, columns=["audit_id", "pair_id", "condition"]).to_csv(tmp / "audit" / "pairs.csv",
                                                                                      index=False)
     info = {
-        "dataset": dataset.name, "type": dataset.meta.get("type"), "image_shape": list(dataset.image_shape),
+        "dataset": dataset.name, "test_fingerprint": test_fingerprint(dataset.root),
+        "type": dataset.meta.get("type"), "image_shape": list(dataset.image_shape),
         "splits": counts, "conventions": CONVENTIONS, "landmarks": landmarks,
         "audit": {"pairs": audit_pairs, "seed": seed, "blank": blank, "inputs": len(audit_rows)},
     }

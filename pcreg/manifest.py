@@ -42,8 +42,9 @@ def git_commit(repo: Path) -> dict[str, Any]:
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
-def build_manifest(config: dict[str, Any], repo: Path) -> dict[str, Any]:
-    """Everything needed to say what produced a results directory."""
+def build_manifest(config: dict[str, Any], repo: Path, code: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything needed to say what produced a results directory; ``code``: per result, the fingerprints
+    (pcreg.code_fingerprint) of the code of each step that produced it."""
     cuda = None
     try:
         import torch
@@ -62,10 +63,12 @@ def build_manifest(config: dict[str, Any], repo: Path) -> dict[str, Any]:
         "seed": config.get("seed"),
         "config": config,
         "external_methods": external_methods(config),
+        "code": code or {},
     }
 
 
-def write_manifest(config: dict[str, Any], out: Path, repo: Path) -> Path:
+def write_manifest(config: dict[str, Any], out: Path, repo: Path, code: dict[str, Any] | None = None) -> Path:
+    """Write the manifest (:func:`build_manifest`) to ``out``."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(build_manifest(config, repo), indent=2, sort_keys=True) + "\n")
+    out.write_text(json.dumps(build_manifest(config, repo, code), indent=2, sort_keys=True) + "\n")
     return out

@@ -7,11 +7,14 @@ must re-prepare the dataset and rerun everything downstream. The workflow's
 newer file triggers a rerun) and passes :func:`fingerprint` as a parameter (a
 changed name, size or modification time triggers one even when the new file's
 time is older, e.g. a file restored with ``cp -p``). Both only stat files.
+Symlinked folders are followed (``moving/`` may be a link to the images' real
+place), and a file is stated through its links, so changing the target counts.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 #: Dataset types whose content is a folder of the user's files, and the parameter naming it.
@@ -24,11 +27,24 @@ def source_files(spec: dict) -> list[Path]:
     folder = (spec.get("params") or {}).get(key, "") if key else ""
     if not folder:
         return []
-    root = Path(folder).expanduser()
+    return folder_files(Path(folder).expanduser())
+
+
+def folder_files(root: Path) -> list[Path]:
+    """Every regular, non-hidden file under ``root``, following symlinked folders (sorted; [] if no folder)."""
     if not root.is_dir():
-        return []  # prepare itself reports the missing folder in one line
-    return sorted(p for p in root.rglob("*")
-                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
+        return []  # the job itself reports the missing folder in one line
+    found: list[Path] = []
+    seen: set[tuple[int, int]] = set()
+    for top, dirs, files in os.walk(root, followlinks=True):
+        st = os.stat(top)
+        if (st.st_dev, st.st_ino) in seen:  # a link back up the tree: listed once
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [Path(top) / f for f in files if not f.startswith(".") and (Path(top) / f).is_file()]
+    return sorted(found)
 
 
 def fingerprint(files: list[Path]) -> str:

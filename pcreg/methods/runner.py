@@ -162,3 +162,76 @@ def register_shard(
                  outputs_field=np.array(outputs_field))
         os.replace(tmp, out_path)
     return out_path
+
+
+# --- One method cannot take down the benchmark -----------------------------------------------------------------
+# A method whose fit, or whose set-up before its first pair, fails leaves a failure marker instead of failing its
+# job: model.json with status "failed" and the reason, or a shard of failed pairs (the moving image, a zero field,
+# the reason), so every other method's tables, figures and the report are still made, and this method shows as
+# failed, with the reason, in each of them. Infrastructure errors still fail the job (rerun to resume).
+
+#: Status of a model.json written for a fit that failed.
+FIT_FAILED = "failed"
+
+
+def is_infrastructure_error(exc: BaseException) -> bool:
+    """True for errors of the machine or of the user's setup, not of the method: they fail the job.
+
+    A :class:`~pcreg.errors.UserError` (a config or input the user must fix, one line), out of memory (host or
+    GPU), and operating-system errors (disk full, a missing file, a lost mount).
+    """
+    from pcreg.errors import UserError
+
+    return isinstance(exc, (UserError, MemoryError, OSError)) or type(exc).__name__ == "OutOfMemoryError"
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line: the exception's type and message."""
+    text = " ".join(str(exc).split()) or "(no message)"
+    return f"{type(exc).__name__}: {text}"[:500]
+
+
+def write_failed_model(out_dir: Path, spec: dict[str, Any], *, seed: int, dataset: str, reason: str) -> Path:
+    """``model.json`` of a run whose fit failed: ``status`` failed and ``reason`` (written atomically)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = {"run": spec.get("id"), "method": spec["method"], "params": spec.get("params", {}), "seed": seed,
+               "dataset": dataset, "status": FIT_FAILED, "reason": reason, "converged": False, "steps": None,
+               "stop_reason": f"fit failed: {reason}", "epochs_trained": None}
+    tmp = out_dir / "model.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, out_dir / "model.json")
+    return out_dir / "model.json"
+
+
+def fit_failure(model_dir: Path | None) -> str | None:
+    """The reason a run's fit failed (from its model.json), or None when it did not fail (or is not learned)."""
+    path = Path(model_dir) / "model.json" if model_dir is not None else None
+    if path is None or not path.is_file():
+        return None
+    info = json.loads(path.read_text())
+    return str(info.get("reason", "unknown")) if info.get("status") == FIT_FAILED else None
+
+
+def write_failed_shard(data_root: Path, spec: dict[str, Any], shard: int, n_shards: int, out_path: Path,
+                       reason: str, split: str = "test") -> Path:
+    """A shard in :func:`register_shard`'s format with every pair failed for ``reason`` (identity outputs)."""
+    dataset = PreparedDataset(data_root)
+    n = len(dataset.split(split))
+    idx = shard_indices(n, shard, n_shards)
+    h, w = dataset.image_shape
+    outputs_field = bool(get_method_class(spec["method"]).outputs_field)
+    reg_path, field_path = shard_array_paths(out_path)
+    folder = dataset.root / split
+    with NpyRowWriter(reg_path, (len(idx), h, w)) as reg_out, \
+            NpyRowWriter(field_path, (len(idx) if outputs_field else 0, 2, h, w)) as fld_out:
+        for a, b in iter_blocks(len(idx), READ_BLOCK):
+            lo, hi = int(idx[a]), int(idx[b - 1]) + 1
+            for image in read_rows(folder / "moving.npy", lo, hi):
+                reg_out.write(np.asarray(image, np.float32))
+                if outputs_field:
+                    fld_out.write(np.zeros((2, h, w), np.float32))
+    tmp = out_path.with_name(out_path.name + ".tmp.npz")
+    np.savez(tmp, indices=idx, runtime_s=np.full(len(idx), np.nan), failed=np.ones(len(idx), bool),
+             reason=np.array([reason] * len(idx), dtype=str), outputs_field=np.array(outputs_field))
+    os.replace(tmp, out_path)
+    return out_path

@@ -20,6 +20,8 @@ from pcreg.reporting.tables import Run, TableDoc, fmt_ci, fmt_value, write_doc
 
 
 def _explain(label: str, row: dict) -> str:
+    if str(row["verdict"]).startswith("not audited (method failed"):
+        return f"{label}: {row['verdict']}."
     drop = row["ncc_drop_shuffled"]
     ret = row["retained_shuffled"]
     if np.isfinite(ret):
@@ -86,12 +88,22 @@ def audit_table(data_root: Path, runs: Sequence[Run], audit_csvs: Sequence[Path]
                 n_pairs: int | None, seed: int, blank: str = "mean") -> list[Path]:
     """Combine the runs' audit CSVs with the fixed-copy oracle and write the audit table."""
     frames = [oracle_rows(data_root, n_pairs=n_pairs, seed=seed, blank=blank)]
-    frames += [pd.read_csv(p, dtype={"pair_id": str, "method": str, "cluster": str}) for p in audit_csvs]
+    failed: dict[str, str] = {}  # a method that failed before its first pair: a CSV of one row with the reason
+    for p in audit_csvs:
+        frame = pd.read_csv(p, dtype={"pair_id": str, "method": str, "cluster": str, "reason": str})
+        if "reason" in frame.columns and "ncc" not in frame.columns:
+            failed.update(zip(frame["method"], frame["reason"].fillna("")))
+        else:
+            frames.append(frame)
     rows = pd.concat(frames, ignore_index=True)
     summary = audit.audit_summary(rows, seed=seed)
     # Outputs made elsewhere may lack some audit inputs (NaN rows, see audit_run): no verdict on a partial audit.
     unscored = set(rows.loc[rows["ncc"].isna(), "method"])
     summary.loc[summary["method"].isin(unscored), "verdict"] = "not audited (outputs missing)"
+    if failed:
+        extra = pd.DataFrame({"method": list(failed), "verdict": [f"not audited (method failed: {why})"
+                                                                  for why in failed.values()]})
+        summary = pd.concat([summary, extra], ignore_index=True)
     test = PreparedDataset(data_root).split("test")
     geo_metric = "EPE" if test.field is not None else "TRE" if test.landmarks else "n/a"
     summary["geo_metric"] = geo_metric
@@ -103,3 +115,12 @@ def audit_table(data_root: Path, runs: Sequence[Run], audit_csvs: Sequence[Path]
     unit = "pair" if n_units == n and (test.manifest["cluster"] == test.manifest["pair_id"]).all() else "cluster"
     doc = audit_doc(summary, labels, dataset, n, seed, blank, unit=unit, n_units=n_units, geo_metric=geo_metric)
     return write_doc(doc, summary, out_stem)
+
+
+def skipped_audit_table(runs: Sequence[Run], out_stem: Path, dataset: str, why: str) -> list[Path]:
+    """The audit table of a dataset the audit cannot run on: one row per method, verdict "not audited", and why."""
+    data = pd.DataFrame({"dataset": dataset, "method": [r.id for r in runs], "label": [r.label for r in runs],
+                         "verdict": "not audited"})
+    doc = TableDoc(["Method", "Verdict"], [[r.label, "not audited"] for r in runs],
+                   f"{dataset}: sanity audit", notes=[why[0].upper() + why[1:] + "."])
+    return write_doc(doc, data, out_stem)

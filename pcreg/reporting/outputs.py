@@ -4,14 +4,22 @@ The Snakemake rules (targets, outputs), the CLI (what it writes) and the tests
 take names from here; a name is never spelled out anywhere else. Names are
 templates in ``{dataset}`` so a rule can pass the wildcard through unchanged:
 ``table_stem("stats", "{dataset}")`` is ``results/tables/stats_{dataset}``.
+
+Every output of a run lies under the config's ``results_dir`` (default
+``results``): tables, figures, per-method results, logs, benchmarks, spec files
+and the manifest. The workflow (workflow/rules/common.smk) derives each path
+from it with the helpers below, so two configs with different ``results_dir``
+never write to the same file.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-TABLES_DIR = "results/tables"
-FIGURES_DIR = "results/figures"
+#: The config's default ``results_dir``.
+RESULTS_DIR = "results"
+TABLES_DIR = f"{RESULTS_DIR}/tables"
+FIGURES_DIR = f"{RESULTS_DIR}/figures"
 #: Every table is written in these formats (html: the report's view).
 TABLE_EXTS = ("csv", "md", "tex", "html")
 
@@ -54,9 +62,10 @@ def table_stem(kind: str, dataset: str, tables_dir: str | Path = TABLES_DIR) -> 
     return str(Path(tables_dir) / table_name(kind, dataset))
 
 
-def table_files(kind: str, dataset: str, exts: tuple[str, ...] = TABLE_EXTS) -> list[str]:
+def table_files(kind: str, dataset: str, exts: tuple[str, ...] = TABLE_EXTS,
+                tables_dir: str | Path = TABLES_DIR) -> list[str]:
     """Every file of table ``kind`` of ``dataset``."""
-    return [f"{table_stem(kind, dataset)}.{ext}" for ext in exts]
+    return [f"{table_stem(kind, dataset, tables_dir)}.{ext}" for ext in exts]
 
 
 def curves_path(dataset: str, tables_dir: str | Path = TABLES_DIR) -> str:
@@ -67,3 +76,38 @@ def curves_path(dataset: str, tables_dir: str | Path = TABLES_DIR) -> str:
 def figure_path(kind: str, dataset: str, figures_dir: str | Path = FIGURES_DIR) -> str:
     """Path of figure ``kind`` of ``dataset``."""
     return str(Path(figures_dir) / FIGURES[kind].format(dataset=dataset))
+
+
+def tables_dir(results_dir: str | Path = RESULTS_DIR) -> str:
+    """The tables folder of a results folder."""
+    return str(Path(results_dir) / "tables")
+
+
+def figures_dir(results_dir: str | Path = RESULTS_DIR) -> str:
+    """The figures folder of a results folder."""
+    return str(Path(results_dir) / "figures")
+
+
+def run_dir(dataset: str, run: str, results_dir: str | Path = RESULTS_DIR) -> str:
+    """``<results_dir>/<dataset>/<run>``: a method run's pairs.csv, registered.npy, shards/, model/, audit.csv."""
+    return str(Path(results_dir) / dataset / run)
+
+
+def logs_dir(results_dir: str | Path = RESULTS_DIR) -> str:
+    """Every job's log lies under this folder (``<step>/<dataset>[/<run>[/<shard>]].log``)."""
+    return str(Path(results_dir) / "logs")
+
+
+def benchmarks_dir(results_dir: str | Path = RESULTS_DIR) -> str:
+    """Snakemake's per-job benchmark TSVs."""
+    return str(Path(results_dir) / "benchmarks" / "rules")
+
+
+def specs_dir(results_dir: str | Path = RESULTS_DIR) -> str:
+    """The spec files jobs read (pcreg.specs), named by a hash of their content."""
+    return str(Path(results_dir) / "specs")
+
+
+def manifest_path(results_dir: str | Path = RESULTS_DIR) -> str:
+    """The provenance manifest of a results folder."""
+    return str(Path(results_dir) / "manifest.json")

@@ -19,6 +19,9 @@ import pandas as pd
 
 #: Appended to the label of a learned run that stopped on its budget before the validation plateau.
 MARK = "†"
+#: ``stop_reason`` of a run whose fit failed, and the mark on its label (its pairs are all failed).
+FIT_FAILED = "fit failed"
+FAILED_MARK = "(failed)"
 TRAINING_COLUMNS = ["converged", "steps", "stop_reason", "epochs_trained"]
 #: Params that make up a run's training criterion (runs compared in one table should share them).
 CRITERION_PARAMS = ("epochs", "max_steps", "patience", "min_delta")
@@ -30,6 +33,8 @@ def read_status(result_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     info = json.loads(path.read_text())
+    if info.get("status") == "failed":  # pcreg.methods.runner.write_failed_model: the fit raised
+        return {"converged": False, "steps": None, "stop_reason": FIT_FAILED, "epochs_trained": None}
     if "converged" not in info:  # a model.json written before the harness recorded it
         return {"converged": False, "steps": None, "stop_reason": "unknown", "epochs_trained": None}
     return {k: info.get(k) for k in TRAINING_COLUMNS}
@@ -41,7 +46,9 @@ def with_status(runs: Sequence[Any]) -> list[Any]:
     for run in runs:
         status = read_status(run.result_dir) if run.trainable else {}
         label = run.label
-        if status and not status.get("converged") and not label.endswith(MARK):
+        if status.get("stop_reason") == FIT_FAILED:
+            label = label if label.endswith(FAILED_MARK) else f"{label} {FAILED_MARK}"
+        elif status and not status.get("converged") and not label.endswith(MARK):
             label = f"{label} {MARK}"
         out.append(replace(run, label=label, training=status))
     return out
@@ -65,7 +72,7 @@ def training_notes(runs: Sequence[Any]) -> list[str]:
         if len(set(criteria.values())) > 1:
             notes.append(f"{method} runs trained to different criteria (" + ", ".join(CRITERION_PARAMS) + "): "
                          + "; ".join(f"{name} {values}" for name, values in criteria.items()) + ".")
-    if any(not r.training.get("converged") for r in learned):
+    if any(not r.training.get("converged") and r.training.get("stop_reason") != FIT_FAILED for r in learned):
         notes.append(f"{MARK} not converged: training stopped by its step/epoch budget before the validation "
                      "plateau; its numbers may improve with more training.")
     return notes
@@ -88,5 +95,31 @@ def write_run_doc(doc: Any, data: pd.DataFrame, stem: Path, runs: Sequence[Any])
     from pcreg.evaluation.convention_check import convention_notes
     from pcreg.reporting.tables import write_doc
 
-    doc.notes = list(doc.notes) + [n for n in training_notes(runs) + convention_notes(runs) if n not in doc.notes]
+    notes = training_notes(runs) + failure_notes(runs) + convention_notes(runs)
+    doc.notes = list(doc.notes) + [n for n in notes if n not in doc.notes]
     return write_doc(doc, add_training_columns(data, runs), stem)
+
+
+def failure_notes(runs: Sequence[Any]) -> list[str]:
+    """Table notes: each run with failed pairs, how many and why (its most frequent reasons), from its pairs.csv.
+
+    A method whose fit or set-up failed has every pair failed with the reason (pcreg.methods.runner), so the
+    tables say so instead of the benchmark stopping."""
+    notes = []
+    for run in runs:
+        path = Path(run.pairs_csv)
+        if not path.is_file():
+            continue
+        df = pd.read_csv(path, dtype={"reason": str}, usecols=lambda c: c in ("failed", "reason"))
+        if "failed" not in df.columns:
+            continue
+        failed = df["failed"].astype(str).str.lower().isin(["true", "1"])
+        if not failed.any():
+            continue
+        reasons = df.loc[failed, "reason"].fillna("").value_counts() if "reason" in df.columns else pd.Series()
+        why = "; ".join(f"{reason or 'no reason given'}" + (f" ({n} pairs)" if len(reasons) > 1 else "")
+                        for reason, n in reasons.head(3).items())
+        label = run.label.removesuffix(" " + FAILED_MARK).removesuffix(" " + MARK)
+        amount = "every pair" if failed.all() else f"{int(failed.sum())} of {len(df)} pairs"
+        notes.append(f"{label} failed on {amount}: {why}. Failed pairs are scored as unregistered (the moving image).")
+    return notes

@@ -1,5 +1,5 @@
 # Tables, figures and the provenance manifest. Every table/figure is wrapped in report(...) so that
-# `snakemake --report results/report.html` bundles them by dataset (helpers: evaluation_common.smk).
+# `snakemake --report <results_dir>/report.html` bundles them by dataset (helpers: evaluation_common.smk).
 
 
 rule aggregate:
@@ -8,22 +8,23 @@ rule aggregate:
     input:
         dataset_pairs,
     output:
-        csv=table_stem("summary", "{dataset}") + ".csv",
-        md=table_stem("summary", "{dataset}") + ".md",
-        tex=table_stem("summary", "{dataset}") + ".tex",
-        html=report(table_stem("summary", "{dataset}") + ".html", caption="../report/table.rst", category="{dataset}",
+        csv=table_stem("summary", "{dataset}", TABLES) + ".csv",
+        md=table_stem("summary", "{dataset}", TABLES) + ".md",
+        tex=table_stem("summary", "{dataset}", TABLES) + ".tex",
+        html=report(table_stem("summary", "{dataset}", TABLES) + ".html", caption="../report/table.rst", category="{dataset}",
                     subcategory="1 Summary tables"),
-        table1=multiext(table_stem("table1", "{dataset}"), ".csv", ".md", ".tex"),
-        table1_html=report(table_stem("table1", "{dataset}") + ".html", caption="../report/table1.rst",
+        table1=multiext(table_stem("table1", "{dataset}", TABLES), ".csv", ".md", ".tex"),
+        table1_html=report(table_stem("table1", "{dataset}", TABLES) + ".html", caption="../report/table1.rst",
                          category="{dataset}", subcategory="1 Summary tables"),
-        stats=multiext(table_stem("stats", "{dataset}"), ".csv", ".md", ".tex"),
-        stats_html=report(table_stem("stats", "{dataset}") + ".html", caption="../report/stats.rst", category="{dataset}",
+        stats=multiext(table_stem("stats", "{dataset}", TABLES), ".csv", ".md", ".tex"),
+        stats_html=report(table_stem("stats", "{dataset}", TABLES) + ".html", caption="../report/stats.rst", category="{dataset}",
                         subcategory="2 Statistics"),
-        geometry=multiext(table_stem("geometry", "{dataset}"), ".csv", ".md", ".tex"),
-        geometry_html=report(table_stem("geometry", "{dataset}") + ".html", caption="../report/geometry.rst",
+        geometry=multiext(table_stem("geometry", "{dataset}", TABLES), ".csv", ".md", ".tex"),
+        geometry_html=report(table_stem("geometry", "{dataset}", TABLES) + ".html", caption="../report/geometry.rst",
                            category="{dataset}", subcategory="3 Geometry"),
-        curves=curves_path("{dataset}"),
+        curves=curves_path("{dataset}", TABLES),
     params:
+        code=_CODE["report"],
         runs=lambda w: run_list_path(w.dataset),
         out=lambda w, output: os.path.dirname(output.csv),
         paper=lambda w: paper_reference_arg(w.dataset),
@@ -33,9 +34,9 @@ rule aggregate:
         reference=config["stats"]["reference"],
         direction=config["stats"]["fire_direction"],
     log:
-        "results/logs/aggregate/{dataset}.log",
+        f"{LOGS}/aggregate/{{dataset}}.log",
     benchmark:
-        "results/benchmarks/rules/aggregate/{dataset}.tsv"
+        f"{BENCH}/aggregate/{{dataset}}.tsv"
     conda:
         "../../environment.yml"
     threads: THREADS["aggregate"]
@@ -43,9 +44,9 @@ rule aggregate:
         mem_mb=RESOURCES["aggregate"]["mem_mb"],
         runtime=RESOURCES["aggregate"]["runtime"],
     shell:
-        "python -m pcreg aggregate --dataset {wildcards.dataset} --runs {params.runs} --out-dir {params.out}"
-        " {params.paper} --seed {params.seed} --n-boot {params.n_boot} --alpha {params.alpha}"
-        " --reference {params.reference} --fire-direction {params.direction} > {log} 2>&1"
+        "python -m pcreg aggregate --dataset {wildcards.dataset:q} --runs {params.runs:q} --out-dir {params.out:q}"
+        " --paper-reference={params.paper:q} --seed {params.seed:q} --n-boot {params.n_boot:q} --alpha {params.alpha:q}"
+        " --reference {params.reference:q} --fire-direction {params.direction:q} > {log:q} 2>&1"
 
 
 rule table3:
@@ -54,20 +55,21 @@ rule table3:
     input:
         data=f"{DATA}/{{dataset}}/dataset.json",
         pairs=dataset_pairs,
-        registered=lambda w: [f"results/{w.dataset}/{r}/registered.npy" for r in runs_for(w.dataset)],
+        registered=lambda w: [f"{result_dir(w.dataset, r)}/registered.npy" for r in runs_for(w.dataset)],
     output:
-        other=multiext(table_stem("table3", "{dataset}"), ".csv", ".md", ".tex"),
-        html=report(table_stem("table3", "{dataset}") + ".html", caption="../report/table3.rst", category="{dataset}",
+        other=multiext(table_stem("table3", "{dataset}", TABLES), ".csv", ".md", ".tex"),
+        html=report(table_stem("table3", "{dataset}", TABLES) + ".html", caption="../report/table3.rst", category="{dataset}",
                   subcategory="1 Summary tables"),
     params:
         data=lambda w: f"{DATA}/{w.dataset}",
+        code=_CODE["report"],
         runs=lambda w: run_list_path(w.dataset),
-        stem=lambda w: table_stem("table3", w.dataset),
+        stem=lambda w: table_stem("table3", w.dataset, TABLES),
         paper=lambda w: paper_reference_arg(w.dataset),
     log:
-        "results/logs/table3/{dataset}.log",
+        f"{LOGS}/table3/{{dataset}}.log",
     benchmark:
-        "results/benchmarks/rules/table3/{dataset}.tsv"
+        f"{BENCH}/table3/{{dataset}}.tsv"
     conda:
         "../../environment.yml"
     threads: THREADS["aggregate"]
@@ -75,8 +77,8 @@ rule table3:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m pcreg table3 --dataset {wildcards.dataset} --data {params.data} --runs {params.runs}"
-        " --out-stem {params.stem} {params.paper} > {log} 2>&1"
+        "python -m pcreg table3 --dataset {wildcards.dataset:q} --data {params.data:q} --runs {params.runs:q}"
+        " --out-stem {params.stem:q} --paper-reference={params.paper:q} > {log:q} 2>&1"
 
 
 rule ablation:
@@ -85,18 +87,19 @@ rule ablation:
     input:
         dataset_pairs,
     output:
-        other=multiext(table_stem("ablation", "{dataset}"), ".csv", ".md", ".tex"),
-        html=report(table_stem("ablation", "{dataset}") + ".html", caption="../report/ablation.rst", category="{dataset}",
+        other=multiext(table_stem("ablation", "{dataset}", TABLES), ".csv", ".md", ".tex"),
+        html=report(table_stem("ablation", "{dataset}", TABLES) + ".html", caption="../report/ablation.rst", category="{dataset}",
                   subcategory="1 Summary tables"),
     params:
+        code=_CODE["report"],
         runs=lambda w: run_list_path(w.dataset),
-        stem=lambda w: table_stem("ablation", w.dataset),
+        stem=lambda w: table_stem("ablation", w.dataset, TABLES),
         paper=lambda w: paper_reference_arg(w.dataset),
         reference=config["stats"]["reference"],
     log:
-        "results/logs/ablation/{dataset}.log",
+        f"{LOGS}/ablation/{{dataset}}.log",
     benchmark:
-        "results/benchmarks/rules/ablation/{dataset}.tsv"
+        f"{BENCH}/ablation/{{dataset}}.tsv"
     conda:
         "../../environment.yml"
     threads: THREADS["aggregate"]
@@ -104,8 +107,8 @@ rule ablation:
         mem_mb=1000,
         runtime=10,
     shell:
-        "python -m pcreg ablation --dataset {wildcards.dataset} --runs {params.runs} --out-stem {params.stem}"
-        " {params.paper} --reference {params.reference} > {log} 2>&1"
+        "python -m pcreg ablation --dataset {wildcards.dataset:q} --runs {params.runs:q} --out-stem {params.stem:q}"
+        " --paper-reference={params.paper:q} --reference {params.reference:q} > {log:q} 2>&1"
 
 
 rule figures:
@@ -114,18 +117,19 @@ rule figures:
     input:
         data=f"{DATA}/{{dataset}}/dataset.json",
         pairs=dataset_pairs,
-        registered=lambda w: [f"results/{w.dataset}/{r}/registered.npy" for r in runs_for(w.dataset)],
+        registered=lambda w: [f"{result_dir(w.dataset, r)}/registered.npy" for r in runs_for(w.dataset)],
     output:
-        report(figure_path("qualitative", "{dataset}"), caption="../report/qualitative.rst",
+        report(figure_path("qualitative", "{dataset}", FIGURES), caption="../report/qualitative.rst",
                category="{dataset}", subcategory="4 Figures"),
     params:
         data=lambda w: f"{DATA}/{w.dataset}",
+        code=_CODE["report"],
         runs=lambda w: run_list_path(w.dataset),
         pairs=config["figures"]["qualitative_pairs"],
     log:
-        "results/logs/figures/{dataset}.log",
+        f"{LOGS}/figures/{{dataset}}.log",
     benchmark:
-        "results/benchmarks/rules/figures/{dataset}.tsv"
+        f"{BENCH}/figures/{{dataset}}.tsv"
     conda:
         "../../environment.yml"
     threads: THREADS["aggregate"]
@@ -133,8 +137,8 @@ rule figures:
         mem_mb=RESOURCES["aggregate"]["mem_mb"],
         runtime=RESOURCES["aggregate"]["runtime"],
     shell:
-        "python -m pcreg figures --data {params.data} --runs {params.runs} --out {output}"
-        " --pairs {params.pairs} > {log} 2>&1"
+        "python -m pcreg figures --data {params.data:q} --runs {params.runs:q} --out {output:q}"
+        " --pairs {params.pairs:q} > {log:q} 2>&1"
 
 
 rule plots:
@@ -143,25 +147,26 @@ rule plots:
     input:
         pairs=dataset_pairs,
         # Learned methods write model/train_log.csv next to model.json (plotted when present).
-        models=lambda w: [f"results/{w.dataset}/{r}/model/model.json" for r in runs_for(w.dataset)
+        models=lambda w: [model_json(w.dataset, r) for r in runs_for(w.dataset)
                           if is_trainable(r)],
     output:
-        boxplots=report(figure_path("boxplots", "{dataset}"), caption="../report/boxplots.rst",
+        boxplots=report(figure_path("boxplots", "{dataset}", FIGURES), caption="../report/boxplots.rst",
                         category="{dataset}", subcategory="4 Figures"),
-        speed=report(figure_path("speed", "{dataset}"), caption="../report/speed.rst",
+        speed=report(figure_path("speed", "{dataset}", FIGURES), caption="../report/speed.rst",
                      category="{dataset}", subcategory="4 Figures"),
-        fire=report(figure_path("fire_success", "{dataset}"), caption="../report/fire_success.rst",
+        fire=report(figure_path("fire_success", "{dataset}", FIGURES), caption="../report/fire_success.rst",
                     category="{dataset}", subcategory="3 Geometry"),
-        training=report(figure_path("training", "{dataset}"), caption="../report/training.rst",
+        training=report(figure_path("training", "{dataset}", FIGURES), caption="../report/training.rst",
                         category="{dataset}", subcategory="4 Figures"),
     params:
+        code=_CODE["report"],
         runs=lambda w: run_list_path(w.dataset),
         out=lambda w, output: os.path.dirname(output.boxplots),
         direction=config["stats"]["fire_direction"],
     log:
-        "results/logs/plots/{dataset}.log",
+        f"{LOGS}/plots/{{dataset}}.log",
     benchmark:
-        "results/benchmarks/rules/plots/{dataset}.tsv"
+        f"{BENCH}/plots/{{dataset}}.tsv"
     conda:
         "../../environment.yml"
     threads: THREADS["aggregate"]
@@ -169,19 +174,20 @@ rule plots:
         mem_mb=1000,
         runtime=10,
     shell:
-        "python -m pcreg plots --dataset {wildcards.dataset} --runs {params.runs} --out-dir {params.out}"
-        " --fire-direction {params.direction} > {log} 2>&1"
+        "python -m pcreg plots --dataset {wildcards.dataset:q} --runs {params.runs:q} --out-dir {params.out:q}"
+        " --fire-direction {params.direction:q} > {log:q} 2>&1"
 
 
 rule manifest:
     input:
-        CONFIG_SPEC,
+        config=CONFIG_SPEC,
+        code=CODE_SPEC,
     output:
-        "results/manifest.json",
+        MANIFEST,
     params:
         repo=workflow.basedir,
     log:
-        "results/logs/manifest.log",
+        f"{LOGS}/manifest.log",
     conda:
         "../../environment.yml"
     threads: 1
@@ -189,4 +195,5 @@ rule manifest:
         mem_mb=RESOURCES["aggregate"]["mem_mb"],
         runtime=RESOURCES["aggregate"]["runtime"],
     shell:
-        "python -m pcreg manifest --config {input} --out {output} --repo {params.repo} > {log} 2>&1"
+        "python -m pcreg manifest --config {input.config:q} --code {input.code:q} --out {output:q}"
+        " --repo {params.repo:q} > {log:q} 2>&1"

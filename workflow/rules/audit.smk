@@ -9,19 +9,21 @@ rule audit:
     input:
         register_inputs,
     output:
-        "results/{dataset}/{run}/audit.csv",
+        f"{RES}/{{dataset}}/{{run}}/audit.csv",
     params:
+        code=method_code("audit"),
+        content=precomputed_content,
         data=lambda w: f"{DATA}/{w.dataset}",
         run=lambda w: run_spec_path(w.run),
-        model=lambda w: f"--model results/{w.dataset}/{w.run}/model" if is_trainable(w.run) else "",
+        model=model_arg,
         pairs=config["audit"]["pairs"],
         blank=config["audit"]["blank"],
         seed=config["seed"],
         device=config["device"],
     log:
-        "results/logs/audit/{dataset}/{run}.log",
+        f"{LOGS}/audit/{{dataset}}/{{run}}.log",
     benchmark:
-        "results/benchmarks/rules/audit/{dataset}/{run}.tsv"
+        f"{BENCH}/audit/{{dataset}}/{{run}}.tsv"
     conda:
         "../../environment.yml"
     threads: THREADS["register"]
@@ -29,9 +31,9 @@ rule audit:
         mem_mb=2000,
         runtime=30,
     shell:
-        "python -m pcreg audit --data {params.data} --run {params.run} --out {output} --pairs {params.pairs}"
-        " --blank {params.blank} {params.model} --seed {params.seed} --threads {threads} --device {params.device}"
-        " > {log} 2>&1"
+        "python -m pcreg audit --data {params.data:q} --run {params.run:q} --out {output:q} --pairs {params.pairs:q}"
+        " --blank {params.blank:q} --model={params.model:q} --seed {params.seed:q} --threads {threads}"
+        " --device {params.device:q} > {log:q} 2>&1"
 
 
 # Learned methods' audit is GPU inference like their registration: same resources as register_learned.
@@ -53,22 +55,23 @@ rule audit_table:
     input:
         data=f"{DATA}/{{dataset}}/dataset.json",
         runs=lambda w: run_list_path(w.dataset),
-        audits=lambda w: [f"results/{w.dataset}/{r}/audit.csv" for r in runs_for(w.dataset)],
+        audits=lambda w: [f"{result_dir(w.dataset, r)}/audit.csv" for r in runs_for(w.dataset)],
     output:
-        other=multiext(table_stem("audit", "{dataset}"), ".csv", ".md", ".tex"),
-        html=report(table_stem("audit", "{dataset}") + ".html", caption="../report/audit.rst", category="{dataset}",
+        other=multiext(table_stem("audit", "{dataset}", TABLES), ".csv", ".md", ".tex"),
+        html=report(table_stem("audit", "{dataset}", TABLES) + ".html", caption="../report/audit.rst", category="{dataset}",
                   subcategory="5 Sanity audit"),
     params:
         data=lambda w: f"{DATA}/{w.dataset}",
         runs=lambda w: run_list_path(w.dataset),
-        stem=lambda w: table_stem("audit", w.dataset),
+        code=_CODE["report"],
+        stem=lambda w: table_stem("audit", w.dataset, TABLES),
         pairs=config["audit"]["pairs"],
         blank=config["audit"]["blank"],
         seed=config["seed"],
     log:
-        "results/logs/audit_table/{dataset}.log",
+        f"{LOGS}/audit_table/{{dataset}}.log",
     benchmark:
-        "results/benchmarks/rules/audit_table/{dataset}.tsv"
+        f"{BENCH}/audit_table/{{dataset}}.tsv"
     conda:
         "../../environment.yml"
     threads: THREADS["aggregate"]
@@ -76,6 +79,6 @@ rule audit_table:
         mem_mb=1000,
         runtime=10,
     shell:
-        "python -m pcreg audit-table --dataset {wildcards.dataset} --data {params.data} --runs {params.runs}"
-        " --out-stem {params.stem} --pairs {params.pairs} --blank {params.blank} --seed {params.seed}"
-        " {input.audits} > {log} 2>&1"
+        "python -m pcreg audit-table --dataset {wildcards.dataset:q} --data {params.data:q} --runs {params.runs:q}"
+        " --out-stem {params.stem:q} --pairs {params.pairs:q} --blank {params.blank:q} --seed {params.seed:q}"
+        " {input.audits:q} > {log:q} 2>&1"

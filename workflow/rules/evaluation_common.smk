@@ -4,7 +4,19 @@ import re
 
 from pcreg.datasets import get_dataset_type
 from pcreg.reporting.paper_values import temporal_paper_datasets
-from pcreg.reporting.outputs import ALWAYS_TABLES, PLOTS, curves_path, figure_path, table_files, table_stem
+from pcreg.reporting.outputs import (
+    ALWAYS_TABLES,
+    PLOTS,
+    curves_path,
+    figure_path,
+    figures_dir,
+    table_files,
+    table_stem,
+    tables_dir,
+)
+
+TABLES = tables_dir(RES)
+FIGURES = figures_dir(RES)
 
 TEMPORAL_PAPER_DATASETS = temporal_paper_datasets()  # from pcreg/data/paper_values.csv
 # Only configured dataset names: the summary table "{dataset}.csv" must not also match "table1_<dataset>.csv".
@@ -12,8 +24,8 @@ DATASET_RE = "|".join(re.escape(d) for d in DATASETS)
 
 
 def paper_reference_arg(dataset):
-    ref = config["datasets"][dataset].get("paper_reference")
-    return f"--paper-reference {ref}" if ref else ""
+    """The dataset's paper reference ("" for none: the command reads it as none)."""
+    return config["datasets"][dataset].get("paper_reference") or ""
 
 
 def has_table3(dataset):
@@ -41,13 +53,13 @@ def fidelity_targets():
         path
         for d in DATASETS
         if has_lesions(d)
-        for path in table_files("fidelity", d) + [figure_path("fidelity", d)]
+        for path in table_files("fidelity", d, tables_dir=TABLES) + [figure_path("fidelity", d, FIGURES)]
     ]
 
 
 def dataset_pairs(w):
     """The dataset's run list and every run's pairs.csv."""
-    return [run_list_path(w.dataset)] + [f"results/{w.dataset}/{r}/pairs.csv" for r in runs_for(w.dataset)]
+    return [run_list_path(w.dataset)] + [pairs_csv(w.dataset, r) for r in runs_for(w.dataset)]
 
 
 def evaluation_targets():
@@ -55,12 +67,12 @@ def evaluation_targets():
     targets = []
     for d in DATASETS:
         for kind in ALWAYS_TABLES:
-            targets += table_files(kind, d)
-        targets.append(curves_path(d))
+            targets += table_files(kind, d, tables_dir=TABLES)
+        targets.append(curves_path(d, TABLES))
         if has_table3(d):
-            targets += table_files("table3", d)
+            targets += table_files("table3", d, tables_dir=TABLES)
         if has_ablation(d):
-            targets += table_files("ablation", d)
-        targets.append(figure_path("qualitative", d))
-        targets += [figure_path(p, d) for p in PLOTS]
+            targets += table_files("ablation", d, tables_dir=TABLES)
+        targets.append(figure_path("qualitative", d, FIGURES))
+        targets += [figure_path(p, d, FIGURES) for p in PLOTS]
     return targets + fidelity_targets()

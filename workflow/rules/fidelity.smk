@@ -8,24 +8,25 @@ rule fidelity:
     input:
         data=f"{DATA}/{{dataset}}/dataset.json",
         pairs=dataset_pairs,
-        registered=lambda w: [f"results/{w.dataset}/{r}/registered.npy" for r in runs_for(w.dataset)],
+        registered=lambda w: [f"{result_dir(w.dataset, r)}/registered.npy" for r in runs_for(w.dataset)],
     output:
-        table=multiext(table_stem("fidelity", "{dataset}"), ".csv", ".md", ".tex"),
-        html=report(table_stem("fidelity", "{dataset}") + ".html", caption="../report/fidelity_table.rst",
+        table=multiext(table_stem("fidelity", "{dataset}", TABLES), ".csv", ".md", ".tex"),
+        html=report(table_stem("fidelity", "{dataset}", TABLES) + ".html", caption="../report/fidelity_table.rst",
                   category="{dataset}", subcategory="6 Content fidelity"),
-        figure=report(figure_path("fidelity", "{dataset}"), caption="../report/fidelity_figure.rst",
+        figure=report(figure_path("fidelity", "{dataset}", FIGURES), caption="../report/fidelity_figure.rst",
                     category="{dataset}", subcategory="6 Content fidelity"),
     params:
         data=lambda w: f"{DATA}/{w.dataset}",
         runs=lambda w: run_list_path(w.dataset),
-        stem=lambda w: table_stem("fidelity", w.dataset),
+        code=_CODE["report"],
+        stem=lambda w: table_stem("fidelity", w.dataset, TABLES),
         n_boot=config["stats"]["n_boot"],
         alpha=config["stats"]["alpha"],
         seed=config["seed"],
     log:
-        "results/logs/fidelity/{dataset}.log",
+        f"{LOGS}/fidelity/{{dataset}}.log",
     benchmark:
-        "results/benchmarks/rules/fidelity/{dataset}.tsv"
+        f"{BENCH}/fidelity/{{dataset}}.tsv"
     conda:
         "../../environment.yml"
     threads: THREADS["aggregate"]
@@ -33,6 +34,6 @@ rule fidelity:
         mem_mb=RESOURCES["aggregate"]["mem_mb"],
         runtime=RESOURCES["aggregate"]["runtime"],
     shell:
-        "python -m pcreg fidelity --dataset {wildcards.dataset} --data {params.data} --runs {params.runs}"
-        " --out-stem {params.stem} --figure {output.figure} --n-boot {params.n_boot} --alpha {params.alpha}"
-        " --seed {params.seed} --threads {threads} > {log} 2>&1"
+        "python -m pcreg fidelity --dataset {wildcards.dataset:q} --data {params.data:q} --runs {params.runs:q}"
+        " --out-stem {params.stem:q} --figure {output.figure:q} --n-boot {params.n_boot:q} --alpha {params.alpha:q}"
+        " --seed {params.seed:q} --threads {threads} > {log:q} 2>&1"

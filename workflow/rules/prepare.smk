@@ -9,12 +9,13 @@ rule prepare:
         f"{DATA}/{{dataset}}/dataset.json",
     params:
         content=dataset_fingerprint,
+        code=_CODE["prepare"],
         out=lambda w: f"{DATA}/{w.dataset}",
         seed=config["seed"],
     log:
-        "results/logs/prepare/{dataset}.log",
+        f"{LOGS}/prepare/{{dataset}}.log",
     benchmark:
-        "results/benchmarks/rules/prepare/{dataset}.tsv"
+        f"{BENCH}/prepare/{{dataset}}.tsv"
     conda:
         "../../environment.yml"
     threads: THREADS["prepare"]
@@ -22,5 +23,5 @@ rule prepare:
         mem_mb=RESOURCES["prepare"]["mem_mb"],
         runtime=RESOURCES["prepare"]["runtime"],
     shell:
-        "python -m pcreg prepare --name {wildcards.dataset} --spec {input.spec} --out {params.out}"
-        " --seed {params.seed} --threads {threads} > {log} 2>&1"
+        "python -m pcreg prepare --name {wildcards.dataset:q} --spec {input.spec:q} --out {params.out:q}"
+        " --seed {params.seed:q} --threads {threads} > {log:q} 2>&1"

@@ -11,17 +11,18 @@ rule fit:
         spec=lambda w: run_spec_path(w.run),
         data=f"{DATA}/{{dataset}}/dataset.json",
     output:
-        "results/{dataset}/{run}/model/model.json",
+        f"{RES}/{{dataset}}/{{run}}/model/model.json",
     params:
+        code=method_code("method"),
         data=lambda w: f"{DATA}/{w.dataset}",
         run=lambda w: run_spec_path(w.run),
-        out=lambda w: f"results/{w.dataset}/{w.run}/model",
+        out=lambda w: f"{result_dir(w.dataset, w.run)}/model",
         seed=config["seed"],
         device=config["device"],
     log:
-        "results/logs/fit/{dataset}/{run}.log",
+        f"{LOGS}/fit/{{dataset}}/{{run}}.log",
     benchmark:
-        "results/benchmarks/rules/fit/{dataset}/{run}.tsv"
+        f"{BENCH}/fit/{{dataset}}/{{run}}.tsv"
     conda:
         "../../environment.yml"
     threads: THREADS["fit"]
@@ -32,8 +33,8 @@ rule fit:
         cpus_per_gpu=job_resource("fit", "cpus_per_gpu"),
         gpu_model=job_resource("fit", "gpu_model"),
     shell:
-        "python -m pcreg fit --data {params.data} --run {params.run} --out {params.out}"
-        " --seed {params.seed} --threads {threads} --device {params.device} > {log} 2>&1"
+        "python -m pcreg fit --data {params.data:q} --run {params.run:q} --out {params.out:q}"
+        " --seed {params.seed:q} --threads {threads} --device {params.device:q} > {log:q} 2>&1"
 
 
 rule register:
@@ -42,20 +43,22 @@ rule register:
     input:
         register_inputs,
     output:
-        npz="results/{dataset}/{run}/shards/{shard}.npz",
-        registered="results/{dataset}/{run}/shards/{shard}.registered.npy",
-        fields="results/{dataset}/{run}/shards/{shard}.fields.npy",
+        npz=f"{RES}/{{dataset}}/{{run}}/shards/{{shard}}.npz",
+        registered=f"{RES}/{{dataset}}/{{run}}/shards/{{shard}}.registered.npy",
+        fields=f"{RES}/{{dataset}}/{{run}}/shards/{{shard}}.fields.npy",
     params:
+        code=method_code("method"),
+        content=precomputed_content,
         data=lambda w: f"{DATA}/{w.dataset}",
         run=lambda w: run_spec_path(w.run),
-        model=lambda w: f"--model results/{w.dataset}/{w.run}/model" if is_trainable(w.run) else "",
+        model=model_arg,
         shards=lambda w: shards_of(w.run),
         seed=config["seed"],
         device=config["device"],
     log:
-        "results/logs/register/{dataset}/{run}/{shard}.log",
+        f"{LOGS}/register/{{dataset}}/{{run}}/{{shard}}.log",
     benchmark:
-        "results/benchmarks/rules/register/{dataset}/{run}/{shard}.tsv"
+        f"{BENCH}/register/{{dataset}}/{{run}}/{{shard}}.tsv"
     conda:
         "../../environment.yml"
     threads: THREADS["register"]
@@ -63,9 +66,9 @@ rule register:
         mem_mb=job_resource("register", "mem_mb"),
         runtime=job_resource("register", "runtime"),
     shell:
-        "python -m pcreg register --data {params.data} --run {params.run} --shard {wildcards.shard}"
-        " --shards {params.shards} --out {output.npz} {params.model} --seed {params.seed} --threads {threads}"
-        " --device {params.device} > {log} 2>&1"
+        "python -m pcreg register --data {params.data:q} --run {params.run:q} --shard {wildcards.shard:q}"
+        " --shards {params.shards:q} --out {output.npz:q} --model={params.model:q} --seed {params.seed:q}"
+        " --threads {threads} --device {params.device:q} > {log:q} 2>&1"
 
 
 use rule register as register_learned with:
@@ -82,19 +85,20 @@ use rule register as register_learned with:
 rule evaluate:
     input:
         data=f"{DATA}/{{dataset}}/dataset.json",
-        shards=lambda w: [f"results/{w.dataset}/{w.run}/shards/{s}.npz" for s in range(shards_of(w.run))],
-        arrays=lambda w: [f"results/{w.dataset}/{w.run}/shards/{s}.{a}.npy" for s in range(shards_of(w.run))
+        shards=lambda w: [f"{result_dir(w.dataset, w.run)}/shards/{s}.npz" for s in range(shards_of(w.run))],
+        arrays=lambda w: [f"{result_dir(w.dataset, w.run)}/shards/{s}.{a}.npy" for s in range(shards_of(w.run))
                           for a in ("registered", "fields")],
     output:
-        pairs="results/{dataset}/{run}/pairs.csv",
-        registered="results/{dataset}/{run}/registered.npy",
+        pairs=f"{RES}/{{dataset}}/{{run}}/pairs.csv",
+        registered=f"{RES}/{{dataset}}/{{run}}/registered.npy",
     params:
+        code=_CODE["evaluate"],
         data=lambda w: f"{DATA}/{w.dataset}",
-        out=lambda w: f"results/{w.dataset}/{w.run}",
+        out=lambda w: result_dir(w.dataset, w.run),
     log:
-        "results/logs/evaluate/{dataset}/{run}.log",
+        f"{LOGS}/evaluate/{{dataset}}/{{run}}.log",
     benchmark:
-        "results/benchmarks/rules/evaluate/{dataset}/{run}.tsv"
+        f"{BENCH}/evaluate/{{dataset}}/{{run}}.tsv"
     conda:
         "../../environment.yml"
     threads: THREADS["evaluate"]
@@ -102,5 +106,5 @@ rule evaluate:
         mem_mb=RESOURCES["evaluate"]["mem_mb"],
         runtime=RESOURCES["evaluate"]["runtime"],
     shell:
-        "python -m pcreg evaluate --data {params.data} --out {params.out} --threads {threads}"
-        " {input.shards} > {log} 2>&1"
+        "python -m pcreg evaluate --data {params.data:q} --out {params.out:q} --threads {threads}"
+        " {input.shards:q} > {log:q} 2>&1"
