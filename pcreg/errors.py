@@ -13,6 +13,14 @@ class UserError(Exception):
     """A problem the user can fix (bad config value, missing file, unknown name)."""
 
 
+class MethodFailed(Exception):
+    """A method's own code failed (its fit, or its set-up): one line naming the run.
+
+    Not a :class:`UserError`: the workflow records the method as failed and every other method goes on
+    (pcreg.methods.runner), where a user error stops the job.
+    """
+
+
 @contextlib.contextmanager
 def disk_full_is_one_line(path: str | Path, *partial: str | Path) -> Iterator[None]:
     """Turn a full disk (``ENOSPC``, ``EDQUOT``) while writing ``path`` into one :class:`UserError` naming it.

@@ -371,7 +371,7 @@ def test_cpu_bf16_training_is_deterministic_and_close_to_fp32(dataset, tmp_path)
 
 
 def test_a_failing_fit_is_one_clear_error_naming_the_run(dataset, tmp_path, capsys):
-    from pcreg.errors import UserError
+    from pcreg.errors import MethodFailed
     from pcreg.methods.base import Method
     from pcreg.methods.runner import fit_method
 
@@ -385,7 +385,7 @@ def test_a_failing_fit_is_one_clear_error_naming_the_run(dataset, tmp_path, caps
             raise NotImplementedError
 
     globals()["Broken"] = Broken  # importable as test_training:Broken
-    with pytest.raises(UserError) as info:
+    with pytest.raises(MethodFailed) as info:  # not a UserError: the fit job records the method as failed
         fit_method(dataset.root, {"id": "vxm", "method": "test_training:Broken"}, tmp_path / "model", seed=0,
                    threads=1, device="cpu")
     message = str(info.value)

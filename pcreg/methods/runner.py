@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pcreg.datasets.format import PreparedDataset
-from pcreg.errors import UserError, disk_full_is_one_line
+from pcreg.errors import MethodFailed, UserError, disk_full_is_one_line
 from pcreg.methods.isolation import DEFAULT_LOG_CAP_KB, DEFAULT_PAIR_TIMEOUT_S, PairWorker
 from pcreg.methods.registry import build_method, get_method_class
 from pcreg.streaming import NpyRowWriter, iter_blocks, read_rows
@@ -92,7 +92,7 @@ def fit_method(data_root: Path, spec: dict[str, Any], out_dir: Path, *, seed: in
     except Exception as exc:  # the traceback goes to the job's log; the error is one line naming the run
         traceback.print_exc()
         first = (str(exc).strip().splitlines() or [""])[0][:300]
-        raise UserError(f"training {spec.get('id', spec['method'])} on {dataset.name} failed: "
+        raise MethodFailed(f"training {spec.get('id', spec['method'])} on {dataset.name} failed: "
                         f"{type(exc).__name__}: {first} (traceback above in this log)") from None
     summary = {"run": spec.get("id"), "method": spec["method"], "params": method.params, "seed": seed,
                "dataset": dataset.name, **getattr(method, "train_summary", {})}
