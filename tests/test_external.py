@@ -306,6 +306,35 @@ def test_precomputed_is_audited_on_the_exported_audit_inputs(fundus, tmp_path):
     pd.testing.assert_frame_equal(full, inside)
 
 
+def test_precomputed_is_audited_on_a_clustered_dataset_with_16_pairs(tmp_path):
+    """The export and the audit draw donors from one pool (other clusters): every exported "other pair" input is
+    the one the audit asks for, on 16 pairs of a dataset whose clusters repeat and whose sequence is empty."""
+    from pcreg.evaluation import audit
+    from pcreg.evaluation.audit_inputs import DONOR_GROUP, audit_cases
+    from pcreg.evaluation.audit_run import audit_run
+
+    data = tmp_path / "fundus16"
+    dtype = get_dataset_type("synthetic-fundus")
+    dtype.prepare(data, "fundus16", validate_params(
+        dtype, {"image_size": 64, "crop_px": 96, "pairs": {"train": 1, "val": 1, "test": 20}}, "params"), 0)
+    test = PreparedDataset(data).split("test")
+    idx = audit.select_pairs(len(test), 16, 0)
+    clusters = [str(test.manifest.at[int(i), "cluster"]) for i in idx]
+    assert DONOR_GROUP == "cluster" and len(set(clusters)) < len(clusters)  # clusters repeat: the case that broke
+    cases = [c for c in audit_cases(data, 16, 0) if c.condition == "shuffled"]
+    donors = audit.derangement(16, 0, clusters)
+    for k, case in enumerate(cases):  # the donor is the audit's donor, from another cluster
+        assert np.array_equal(case.moving, np.asarray(test.moving[int(idx[donors[k]])], np.float32))
+        assert clusters[donors[k]] != clusters[k]
+    export = export_dataset(data, tmp_path / "export", splits=("test",), audit_pairs=16, seed=0)
+    assert "cluster" in pd.read_csv(export / "test" / "pairs.csv").columns
+    _run_outside(export, tmp_path / "id", "identity", ".npy", audit=True)
+    spec = {"id": "ext", "method": "precomputed", "params": {"path": str(tmp_path / "id")}}
+    df = pd.read_csv(audit_run(data, spec, tmp_path / "ext.csv", n_pairs=16, seed=0))
+    assert df["pair_id"].nunique() == 16
+    assert df["ncc"].notna().all()  # every condition found its exported input: none unscored
+
+
 def test_export_leaves_out_landmarks_a_dataset_type_does_not_allow(fundus, tmp_path, monkeypatch):
     module = get_dataset_type("synthetic-fundus")
     monkeypatch.setattr(module, "EXPORT_LANDMARKS", False, raising=False)
