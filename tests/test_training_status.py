@@ -57,3 +57,23 @@ def test_tables_without_learned_runs_get_no_training_note(tmp_path):
     summary = summarize_runs(runs, metrics={"ncc": ("NCC", 3)})
     paths = write_run_doc(overview_doc(summary, "t", metrics={"ncc": ("NCC", 3)}), summary, tmp_path / "t", runs)
     assert "Training steps" not in paths[1].read_text()
+
+
+def test_a_run_that_did_not_learn_is_not_converged_and_gets_its_own_mark(tmp_path):
+    from pcreg.reporting.training_status import DID_NOT_LEARN
+
+    runs = with_status([
+        _run(tmp_path, "flat", True, {"converged": True, "did_not_learn": True, "steps": 90,
+                                       "stop_reason": "plateau"}),
+        _run(tmp_path, "net", True, {"converged": True, "did_not_learn": False, "steps": 120,
+                                      "stop_reason": "plateau"}),
+    ])
+    labels = {r.id: r.label for r in runs}
+    assert labels == {"flat": f"FLAT {DID_NOT_LEARN}", "net": "NET"} and DID_NOT_LEARN == "‡ did not learn"
+    summary = summarize_runs(runs, metrics={"ncc": ("NCC", 3)})
+    paths = write_run_doc(overview_doc(summary, "t", metrics={"ncc": ("NCC", 3)}), summary, tmp_path / "t", runs)
+    csv = pd.read_csv(paths[0], keep_default_na=False, dtype=str).set_index("run")
+    assert csv.loc["flat", "converged"] == "False" and csv.loc["flat", "did_not_learn"] == "True"
+    md = paths[1].read_text()
+    assert "FLAT 90 (did not learn, plateau)" in md and f"{DID_NOT_LEARN}: the run's best validation" in md
+    assert f"{MARK} not converged" not in md

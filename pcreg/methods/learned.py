@@ -52,6 +52,17 @@ TRAINING_PARAMS_SCHEMA: dict[str, dict[str, Any]] = {
     "min_delta": {"type": "number", "minimum": 0, "default": 0.001,
                   "description": "Minimum improvement that resets patience, in units of the selection metric "
                                  "(px for EPE/TRE, NCC units for NCC; see pcreg.methods.validation)."},
+    "min_steps_fraction": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.5,
+                           "description": "Plateau stopping only after this fraction of the step budget (max_steps, "
+                                          "else epochs x batches per epoch)."},
+    "learn_min_gain": {"type": "number", "minimum": 0, "default": 0.02,
+                       "description": "A run whose best validation value beats the validation before training by "
+                                      "less than this (absolute for NCC, relative for EPE/TRE/loss) is marked "
+                                      "did_not_learn (and not converged)."},
+    "selection": {"enum": ["auto", "loss"], "default": "auto",
+                  "description": "Model selection and plateau metric: auto = EPE with ground-truth fields, else TRE, "
+                                 "else the loss (field methods) or NCC (image methods); loss = the method's own "
+                                 "validation loss, never the ground truth."},
     "batch_size": {"type": "integer", "minimum": 1, "default": 8, "description": "Pairs per batch (paper: 8)."},
     "lr": {"type": "number", "exclusiveMinimum": 0, "default": 1e-3, "description": "Adam learning rate."},
     "weight_decay": {"type": "number", "minimum": 0, "default": 1e-5,

@@ -1,10 +1,12 @@
 """How each learned run's training ended, as the tables and figures show it (reporting layer).
 
 A learned run's ``model/model.json`` records ``converged`` (stopped on the validation
-plateau), ``steps`` and ``stop_reason`` (:class:`pcreg.methods.training.TrainResult`). A run
-that is not converged is marked in every table it appears in: its label gets
-:data:`MARK`, the table's notes say what the mark means and list the steps trained
-per learned run, and the CSV gets ``converged`` / ``steps`` / ``stop_reason`` columns.
+plateau after its minimum steps, and learned), ``did_not_learn``, ``steps`` and
+``stop_reason`` (:class:`pcreg.methods.training.TrainResult`). A run that did not learn
+gets :data:`DID_NOT_LEARN` on its label; one that is otherwise not converged is marked
+in every table it appears in: its label gets :data:`MARK`, the table's notes say what
+the mark means and list the steps trained per learned run, and the CSV gets
+``converged`` / ``did_not_learn`` / ``steps`` / ``stop_reason`` columns.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ import pandas as pd
 
 #: Appended to the label of a learned run that stopped on its budget before the validation plateau.
 MARK = "†"
-TRAINING_COLUMNS = ["converged", "steps", "stop_reason", "epochs_trained"]
+#: Appended to the label of a learned run whose best validation value never beat the one before training
+#: (model.json ``did_not_learn``; pcreg.methods.training): not converged, whatever stopped it.
+DID_NOT_LEARN = "‡ did not learn"
+TRAINING_COLUMNS = ["converged", "did_not_learn", "steps", "stop_reason", "epochs_trained"]
 #: Params that make up a run's training criterion (runs compared in one table should share them).
 CRITERION_PARAMS = ("epochs", "max_steps", "patience", "min_delta")
 
@@ -31,8 +36,20 @@ def read_status(result_dir: Path) -> dict[str, Any]:
         return {}
     info = json.loads(path.read_text())
     if "converged" not in info:  # a model.json written before the harness recorded it
-        return {"converged": False, "steps": None, "stop_reason": "unknown", "epochs_trained": None}
-    return {k: info.get(k) for k in TRAINING_COLUMNS}
+        return {"converged": False, "did_not_learn": None, "steps": None, "stop_reason": "unknown",
+                "epochs_trained": None}
+    status = {k: info.get(k) for k in TRAINING_COLUMNS}
+    status["did_not_learn"] = bool(info.get("did_not_learn", False))
+    if status["did_not_learn"]:
+        status["converged"] = False
+    return status
+
+
+def base_label(label: str) -> str:
+    """A label without the training marks."""
+    for mark in (DID_NOT_LEARN, MARK):
+        label = label.removesuffix(" " + mark)
+    return label
 
 
 def with_status(runs: Sequence[Any]) -> list[Any]:
@@ -41,7 +58,9 @@ def with_status(runs: Sequence[Any]) -> list[Any]:
     for run in runs:
         status = read_status(run.result_dir) if run.trainable else {}
         label = run.label
-        if status and not status.get("converged") and not label.endswith(MARK):
+        if status and status.get("did_not_learn") and not label.endswith(DID_NOT_LEARN):
+            label = f"{base_label(label)} {DID_NOT_LEARN}"
+        elif status and not status.get("converged") and not label.endswith(MARK):
             label = f"{label} {MARK}"
         out.append(replace(run, label=label, training=status))
     return out
@@ -57,15 +76,21 @@ def training_notes(runs: Sequence[Any]) -> list[str]:
         t = r.training
         steps = "?" if t.get("steps") is None else str(t["steps"])
         state = "converged" if t.get("converged") else f"not converged, {t.get('stop_reason')}"
-        parts.append(f"{r.label.removesuffix(' ' + MARK)} {steps} ({state})")
+        if t.get("did_not_learn"):
+            state = f"did not learn, {t.get('stop_reason')}"
+        parts.append(f"{base_label(r.label)} {steps} ({state})")
     notes = ["Training steps per learned run: " + "; ".join(parts) + "."]
     for method in dict.fromkeys(r.method for r in learned):  # runs of one method (e.g. ablations) should agree
-        criteria = {r.label.removesuffix(" " + MARK): tuple((r.params or {}).get(k) for k in CRITERION_PARAMS)
+        criteria = {base_label(r.label): tuple((r.params or {}).get(k) for k in CRITERION_PARAMS)
                     for r in learned if r.method == method}
         if len(set(criteria.values())) > 1:
             notes.append(f"{method} runs trained to different criteria (" + ", ".join(CRITERION_PARAMS) + "): "
                          + "; ".join(f"{name} {values}" for name, values in criteria.items()) + ".")
-    if any(not r.training.get("converged") for r in learned):
+    if any(r.training.get("did_not_learn") for r in learned):
+        notes.append(f"{DID_NOT_LEARN}: the run's best validation value never beat its validation before "
+                     "training (else its first defined one) by learn_min_gain (0.02 NCC; 2 % of EPE/TRE/loss); "
+                     "not converged, whatever stopped it: its row shows an untrained network.")
+    if any(not r.training.get("converged") and not r.training.get("did_not_learn") for r in learned):
         notes.append(f"{MARK} not converged: training stopped by its step/epoch budget before the validation "
                      "plateau; its numbers may improve with more training.")
     return notes
