@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 
 from pcreg.reporting.tables import Run, overview_doc, summarize_runs
@@ -77,3 +78,27 @@ def test_a_run_that_did_not_learn_is_not_converged_and_gets_its_own_mark(tmp_pat
     md = paths[1].read_text()
     assert "FLAT 90 (did not learn, plateau)" in md and f"{DID_NOT_LEARN}: the run's best validation" in md
     assert f"{MARK} not converged" not in md
+
+
+def test_supervision_label_comes_from_what_training_did(tmp_path):
+    from pcreg.reporting.training_status import SUPERVISED
+
+    runs = with_status([
+        _run(tmp_path, "sup", True, {"converged": True, "steps": 50, "stop_reason": "plateau",
+                                      "gt_field_supervision": True}),
+        _run(tmp_path, "folder", True, {"converged": True, "steps": 50, "stop_reason": "plateau",
+                                         "gt_field_supervision": False}),
+    ])
+    labels = {r.id: r.label for r in runs}
+    assert labels == {"sup": f"SUP {SUPERVISED}", "folder": "FOLDER"}
+
+
+def test_only_runs_whose_batches_had_fields_are_supervised_and_others_select_on_their_loss():
+    from types import SimpleNamespace
+
+    from pcreg.methods.registry import build_method
+
+    vxm = build_method("voxelmorph", {"supervision": 1.0}, seed=0)
+    assert vxm.gt_field_supervised(SimpleNamespace(field=np.zeros((1, 2, 4, 4))))
+    assert not vxm.gt_field_supervised(SimpleNamespace(field=None))  # a folder dataset: no field, no claim
+    assert not build_method("voxelmorph", {}, seed=0).gt_field_supervised(SimpleNamespace(field=np.zeros(1)))

@@ -190,12 +190,24 @@ class LearnedMethod(Method):
 
         torch.set_num_threads(max(self.threads, 1))
         model = self.new_model()
+        config = self.train_config()
+        supervised = self.gt_field_supervised(train)
+        if "supervision" in self.params and not supervised:
+            # Unsupervised (or no field to supervise with): select and stop on the method's own validation loss,
+            # never on the ground truth the published method does not see.
+            config.selection = "loss"
         result = run_training(
-            model, self.training_loss, self.training_data(train), val, Path(workdir), self.train_config(),
+            model, self.training_loss, self.training_data(train), val, Path(workdir), config,
             predict_fn=self.predict, fingerprint=training_fingerprint(self.params, self.seed, train, val),
         )
-        self.train_summary = result.summary()
+        self.train_summary = {**result.summary(), "gt_field_supervision": supervised}
         self.load(result.workdir)
+
+    def gt_field_supervised(self, train) -> bool:  # noqa: ANN001 - PairSplit
+        """Whether training batches carry ground-truth fields that the loss uses (a ``supervision`` weight > 0 on a
+        split that stores fields): recorded in model.json, and the only case a label may say "GT-field sup."."""
+        weight = float(self.params.get("supervision", 0.0) or 0.0)
+        return weight > 0 and getattr(train, "field", None) is not None
 
     def training_data(self, train):  # noqa: ANN001, ANN201
         """What to train on for split ``train``: fresh synthetic pairs per epoch and/or augmentation, as the

@@ -24,6 +24,9 @@ MARK = "†"
 #: Appended to the label of a learned run whose best validation value never beat the one before training
 #: (model.json ``did_not_learn``; pcreg.methods.training): not converged, whatever stopped it.
 DID_NOT_LEARN = "‡ did not learn"
+#: Added to the label of a run whose training batches had ground-truth fields used by its loss (model.json
+#: ``gt_field_supervision``): computed from what training did, never typed into a config label.
+SUPERVISED = "(GT-field sup.)"
 TRAINING_COLUMNS = ["converged", "did_not_learn", "steps", "stop_reason", "epochs_trained"]
 #: Params that make up a run's training criterion (runs compared in one table should share them).
 CRITERION_PARAMS = ("epochs", "max_steps", "patience", "min_delta")
@@ -40,6 +43,7 @@ def read_status(result_dir: Path) -> dict[str, Any]:
                 "epochs_trained": None}
     status = {k: info.get(k) for k in TRAINING_COLUMNS}
     status["did_not_learn"] = bool(info.get("did_not_learn", False))
+    status["gt_field_supervision"] = bool(info.get("gt_field_supervision", False))
     if status["did_not_learn"]:
         status["converged"] = False
     return status
@@ -58,6 +62,8 @@ def with_status(runs: Sequence[Any]) -> list[Any]:
     for run in runs:
         status = read_status(run.result_dir) if run.trainable else {}
         label = run.label
+        if status.get("gt_field_supervision") and SUPERVISED not in label:
+            label = f"{label} {SUPERVISED}"
         if status and status.get("did_not_learn") and not label.endswith(DID_NOT_LEARN):
             label = f"{base_label(label)} {DID_NOT_LEARN}"
         elif status and not status.get("converged") and not label.endswith(MARK):
