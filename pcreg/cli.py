@@ -126,7 +126,7 @@ def cmd_ablation(args: argparse.Namespace) -> None:
     from pcreg.reporting.tables import summarize_runs
     from pcreg.reporting.training_status import write_run_doc as write_doc
 
-    runs = _runs(args.runs)
+    runs = _runs(args.runs, seeds=True)
     data, doc = ablation_table(summarize_runs(runs), runs, args.dataset, args.paper_reference, args.reference)
     write_doc(doc, data, Path(args.out_stem), runs)
 

@@ -78,3 +78,20 @@ def test_paper_reference_must_be_a_dataset_of_the_paper_values_file():
     cfg["datasets"][name]["paper_reference"] = "orpam-8k"
     with pytest.raises(UserError, match=f"config error at datasets.{name}.paper_reference: 'orpam-8k' is not one of"):
         validate_config(cfg)
+
+
+def test_seeds_expand_into_runs_with_their_own_seed_and_folder():
+    from pcreg.config import expand_seeds, validate_config
+    from pcreg.methods.runner import run_seed
+
+    base = yaml.safe_load(Path("config/smoke.yaml").read_text())
+    base["methods"] = {"identity": {"group": "reference"},
+                       "abl": {"method": "pcreg_net", "group": "ablation", "seeds": 3,
+                               "seed_datasets": [next(iter(base["datasets"]))], "params": {"epochs": 1}}}
+    cfg = validate_config(base)
+    assert list(cfg["methods"]) == ["identity", "abl", "abl.seed1", "abl.seed2"]
+    assert [cfg["methods"][r]["seed_offset"] for r in ("abl", "abl.seed1", "abl.seed2")] == [0, 1, 2]
+    assert cfg["methods"]["abl.seed2"]["seed_of"] == "abl" and not cfg["methods"]["abl"].get("seed_of")
+    assert cfg["methods"]["abl.seed1"]["datasets"] == [next(iter(base["datasets"]))]
+    assert [run_seed(cfg["methods"][r], 5) for r in ("abl", "abl.seed1", "abl.seed2")] == [5, 6, 7]
+    assert list(expand_seeds(cfg["methods"])) == list(cfg["methods"])  # idempotent

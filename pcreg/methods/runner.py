@@ -42,8 +42,16 @@ def shard_indices(n_pairs: int, shard: int, n_shards: int) -> np.ndarray:
     return np.array_split(np.arange(n_pairs), n_shards)[shard]
 
 
+def run_seed(spec: dict[str, Any], seed: int) -> int:
+    """The seed a run uses: the config seed plus the run's ``seed_offset`` (its training seed, see ``seeds``)."""
+    return int(seed) + int(spec.get("seed_offset", 0) or 0)
+
+
 def make_method(spec: dict[str, Any], *, seed: int, threads: int, device: str = "cpu"):  # noqa: ANN201
-    """Build the method of a run spec (``{"method": ..., "params": ...}``); only trainable ones get ``device``."""
+    """Build the method of a run spec (``{"method": ..., "params": ...}``); only trainable ones get ``device``.
+
+    ``seed`` is the config seed; the method gets :func:`run_seed` (a training seed of its own per seed run)."""
+    seed = run_seed(spec, seed)
     cls = get_method_class(spec["method"])
     if cls.is_trainable():
         from pcreg.methods.training import resolve_device  # torch: only for learned methods
@@ -71,7 +79,7 @@ def fit_method(data_root: Path, spec: dict[str, Any], out_dir: Path, *, seed: in
     method = make_method(spec, seed=seed, threads=threads, device=device)
     out_dir.mkdir(parents=True, exist_ok=True)
     method.fit(dataset.split("train"), dataset.split("val"), out_dir)
-    summary = {"run": spec.get("id"), "method": spec["method"], "params": method.params, "seed": seed,
+    summary = {"run": spec.get("id"), "method": spec["method"], "params": method.params, "seed": run_seed(spec, seed),
                "dataset": dataset.name, **getattr(method, "train_summary", {})}
     tmp = out_dir / "model.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")

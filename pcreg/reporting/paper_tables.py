@@ -76,6 +76,20 @@ def _run_stats(summary: pd.DataFrame) -> dict[str, dict]:
     return {r["run"]: r for r in summary.to_dict("records")}
 
 
+def seed_stats(per_seed: Sequence[dict], metrics: Sequence[str]) -> dict:
+    """Mean and sd (ddof 1; 0 for one seed) over training seeds of each metric's test-set mean, in the keys
+    ``<m>_mean`` / ``<m>_std`` the table cells read, plus ``n_pairs`` and ``<m>_n`` of the first seed."""
+    out: dict[str, object] = {"n_pairs": per_seed[0].get("n_pairs")}
+    for m in metrics:
+        vals = np.array([float(r.get(f"{m}_mean", np.nan)) for r in per_seed], np.float64)
+        vals = vals[np.isfinite(vals)]
+        out[f"{m}_mean"] = float(vals.mean()) if vals.size else np.nan
+        out[f"{m}_std"] = float(vals.std(ddof=1)) if vals.size > 1 else (0.0 if vals.size else np.nan)
+        out[f"{m}_n"] = per_seed[0].get(f"{m}_n")
+        out[f"{m}_seeds"] = ";".join(f"{v:.6g}" for v in vals)
+    return out
+
+
 def _metric_cells(stats_row: dict | None, paper_row: dict | None, metrics: dict[str, tuple[str, int]],
                   with_paper: bool) -> list[str]:
     cells = []
@@ -172,7 +186,7 @@ def ablation_table(summary: pd.DataFrame, runs: Sequence[Run], dataset: str,
     run of group ``ablation``."""
     paper = paper_rows(2, paper_reference)
     with_paper = not paper.empty
-    chosen = [r for r in runs if r.id == full_model or r.group == "ablation"]
+    chosen = [r for r in runs if (r.id == full_model or r.group == "ablation") and not r.seed_of]
     # The paper prints the full model in its ablation table; map it into the "ablation" section.
     paper = paper.assign(group="ablation")
     stats = _run_stats(summary)
@@ -180,25 +194,36 @@ def ablation_table(summary: pd.DataFrame, runs: Sequence[Run], dataset: str,
     data = []
     for _, run, prow in _layout([("Ablation", {"ablation", "deep", "reference", "traditional"})],
                                 chosen, paper):
-        srow = stats.get(run.id) if run else None
         label = run.label if run else prow["row"]
+        seeds = [run, *[r for r in runs if r.seed_of == run.id]] if run else []
+        per_seed = [stats[r.id] for r in seeds if r.id in stats]
+        srow = seed_stats(per_seed, list(INTENSITY)) if per_seed else None
         # Epochs and optimizer steps trained (model.json; reporting.training_status), else the configured epochs.
         trained = (getattr(run, "training", None) or {}) if run else {}
         epochs = (trained.get("epochs_trained") or run.params.get("epochs")) if run else None
         steps = trained.get("steps")
+        flat = sum(bool((getattr(r, "training", None) or {}).get("did_not_learn")) for r in seeds)
         rows.append([label, *_metric_cells(srow, prow, INTENSITY, with_paper),
-                     DASH if epochs is None else (f"{epochs} ({steps} steps)" if steps is not None else str(epochs))])
+                     DASH if epochs is None else (f"{epochs} ({steps} steps)" if steps is not None else str(epochs)),
+                     str(len(per_seed)) if run else DASH, f"{flat}/{len(seeds)}" if run else DASH])
         rec = _csv_row("ablation", run, prow, srow, list(INTENSITY), paper_reference)
-        rec["epochs"] = epochs
+        rec.update(epochs=epochs, n_seeds=len(per_seed) if run else 0, seeds_did_not_learn=flat,
+                   seed_runs=";".join(r.id for r in seeds))
         data.append(rec)
-    notes = [f"{dataset}: mean ± std over the test pairs.", SSIM_NOTE, _paper_note(2, paper_reference, dataset)]
+    notes = [f"{dataset}: each cell is the mean ± sd over training seeds (column Seeds) of the test-set mean; "
+             "seed 0 is the run itself (its outputs are the row's in every other table), seed k its run "
+             "<id>.seed<k> (config `seeds`), trained from config seed + k. A spread across seeds larger than "
+             "a difference between rows means that difference is seed luck, not architecture. 'Did not learn' "
+             "counts seeds whose best validation value never beat the one before training.",
+             SSIM_NOTE, _paper_note(2, paper_reference, dataset)]
     if with_paper:
         notes.append("The paper states its ablations were trained for 20 epochs, yet its 'Full model' row repeats "
                      "Table 1 (100 epochs) digit for digit; the Epochs column gives this suite's epochs (and optimizer "
-                     "steps) trained.")
+                     "steps) trained by seed 0.")
     if full_model not in {r.id for r in runs}:
         notes.append(f"No {full_model} run on {dataset}: the full-model row is not run.")
-    columns = _columns("Configuration", INTENSITY, paper_reference, with_paper) + ["Epochs"]
+    columns = _columns("Configuration", INTENSITY, paper_reference, with_paper) + ["Epochs", "Seeds",
+                                                                                   "Did not learn"]
     return pd.DataFrame(data), TableDoc(columns, rows, f"Table 2 layout: {dataset}, ablation of PCReg-Net", notes)
 
 

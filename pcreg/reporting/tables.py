@@ -54,6 +54,8 @@ class Run:
     params: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     #: How training ended, for learned runs (``converged``, ``steps``, ``stop_reason``; reporting.training_status).
     training: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    #: For a further training seed (config ``seeds``): the run id it is a seed of; "" for the run itself.
+    seed_of: str = ""
 
     @property
     def result_dir(self) -> Path:

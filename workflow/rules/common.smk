@@ -22,6 +22,12 @@ def runs_for(dataset):
     return [r for r, spec in config["methods"].items() if not spec.get("datasets") or dataset in spec["datasets"]]
 
 
+def primary_runs(dataset):
+    """``runs_for(dataset)`` without the extra training seeds (``<id>.seed<k>``, config ``seeds``): the runs
+    that are audited and shown as rows; the seeds count only in the ablation table's mean ± sd."""
+    return [r for r in runs_for(dataset) if not config["methods"][r].get("seed_of")]
+
+
 def run_spec(run):
     spec = dict(config["methods"][run])
     spec["id"] = run
@@ -100,7 +106,8 @@ def run_list(dataset):
     return [
         {"id": r, "label": config["methods"][r]["label"], "group": config["methods"][r]["group"],
          "method": config["methods"][r]["method"], "trainable": is_trainable(r),
-         "params": config["methods"][r]["params"], "pairs_csv": f"results/{dataset}/{r}/pairs.csv"}
+         "params": config["methods"][r]["params"], "pairs_csv": f"results/{dataset}/{r}/pairs.csv",
+         "seed_of": config["methods"][r].get("seed_of", "")}
         for r in runs_for(dataset)
     ]
 
