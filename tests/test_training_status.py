@@ -102,3 +102,21 @@ def test_only_runs_whose_batches_had_fields_are_supervised_and_others_select_on_
     assert vxm.gt_field_supervised(SimpleNamespace(field=np.zeros((1, 2, 4, 4))))
     assert not vxm.gt_field_supervised(SimpleNamespace(field=None))  # a folder dataset: no field, no claim
     assert not build_method("voxelmorph", {}, seed=0).gt_field_supervised(SimpleNamespace(field=np.zeros(1)))
+
+
+def test_table_note_gives_the_network_gain_over_its_pre_alignment(tmp_path):
+    from dataclasses import replace
+
+    vxm = _run(tmp_path, "vxm", True, {"converged": True, "steps": 50, "stop_reason": "plateau"},
+               {"prealign": "ants-affine"})
+    pd.DataFrame({"pair_id": ["a", "b"], "failed": [False, False], "epe_px": [0.9, 1.1]}).to_csv(vxm.pairs_csv)
+    aff = _run(tmp_path, "aff", False)
+    pd.DataFrame({"pair_id": ["a", "b"], "failed": [False, False], "epe_px": [1.2, 1.3]}).to_csv(aff.pairs_csv)
+    runs = with_status([vxm, replace(aff, method="ants_affine", label="ANTs affine")])
+    summary = summarize_runs(runs, metrics={"ncc": ("NCC", 3)})
+    md = write_run_doc(overview_doc(summary, "t", metrics={"ncc": ("NCC", 3)}), summary, tmp_path / "t", runs)[1]
+    assert "VXM: test EPE 1.00 px against 1.25 px for its pre-alignment alone (ANTs affine): the network's gain " \
+           "is 20.0 %." in md.read_text()
+    alone = with_status([vxm])
+    md = write_run_doc(overview_doc(summary, "t", metrics={"ncc": ("NCC", 3)}), summary, tmp_path / "u", alone)[1]
+    assert "whose row is not in this table" in md.read_text()

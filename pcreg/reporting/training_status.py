@@ -102,6 +102,37 @@ def training_notes(runs: Sequence[Any]) -> list[str]:
     return notes
 
 
+#: Pre-alignment param value -> the method id of the row that shows the pre-alignment alone.
+PREALIGN_ROWS = {"ants-affine": "ants_affine"}
+
+
+def prealign_notes(runs: Sequence[Any]) -> list[str]:
+    """For each learned run composed with a pre-alignment: the network's gain over the pre-alignment alone
+    (its own row, method ``ants_affine``), in test EPE where both have it, else TRE, from their pairs.csv."""
+    notes = []
+    alone = {r.method: r for r in runs if r.method in PREALIGN_ROWS.values()}
+    for run in runs:
+        mode = (getattr(run, "params", None) or {}).get("prealign", "none")
+        if not getattr(run, "trainable", False) or mode in (None, "none"):
+            continue
+        ref = alone.get(PREALIGN_ROWS.get(mode, ""))
+        if ref is None:
+            notes.append(f"{base_label(run.label)} is pre-aligned with {mode}, whose row is not in this table.")
+            continue
+        try:
+            ours, theirs = pd.read_csv(run.pairs_csv), pd.read_csv(ref.pairs_csv)
+        except (OSError, pd.errors.EmptyDataError):
+            continue
+        for col, name in (("epe_px", "EPE"), ("tre_px", "TRE")):
+            a = pd.to_numeric(ours.get(col), errors="coerce").mean() if col in ours else float("nan")
+            b = pd.to_numeric(theirs.get(col), errors="coerce").mean() if col in theirs else float("nan")
+            if pd.notna(a) and pd.notna(b) and b > 0:
+                notes.append(f"{base_label(run.label)}: test {name} {a:.2f} px against {b:.2f} px for its "
+                             f"pre-alignment alone ({ref.label}): the network's gain is {100 * (b - a) / b:.1f} %.")
+                break
+    return notes
+
+
 def add_training_columns(data: pd.DataFrame, runs: Sequence[Any]) -> pd.DataFrame:
     """``data`` with ``converged``/``steps``/``stop_reason`` per row (by its ``run`` column; empty for others)."""
     if "run" not in data.columns:
@@ -118,5 +149,5 @@ def write_run_doc(doc: Any, data: pd.DataFrame, stem: Path, runs: Sequence[Any])
     """:func:`pcreg.reporting.tables.write_doc` with the training notes and CSV columns of ``runs`` added."""
     from pcreg.reporting.tables import write_doc
 
-    doc.notes = list(doc.notes) + [n for n in training_notes(runs) if n not in doc.notes]
+    doc.notes = list(doc.notes) + [n for n in training_notes(runs) + prealign_notes(runs) if n not in doc.notes]
     return write_doc(doc, add_training_columns(data, runs), stem)
