@@ -304,6 +304,11 @@ def test_did_not_learn_rule_compares_the_best_with_the_reference():
     good = TrainResult(hist, 3, (0.781, 0.0), Path("."), stop_reason="plateau", selection_metric="ncc",
                        initial={"epoch": 0, "val_ncc": 0.70})
     assert not good.did_not_learn and good.converged
+    # An image-output run that climbs from a garbage start (NCC -0.37) only to the unregistered level did not learn.
+    climb = [{"epoch": 1, "val_ncc": -0.37}, {"epoch": 2, "val_ncc": 0.776}, {"epoch": 3, "val_ncc": 0.78}]
+    copier = TrainResult(climb, 3, (0.78, 0.0), Path("."), stop_reason="plateau", selection_metric="ncc",
+                         initial={"epoch": 0, "val_ncc": float("nan"), "val_ncc_unregistered": 0.775})
+    assert copier.reference_value == 0.775 and copier.did_not_learn and not copier.converged
 
 
 def test_selection_on_the_loss_never_uses_the_ground_truth(dataset, tmp_path):

@@ -23,8 +23,10 @@ What the harness does (one place, so every method gets the same treatment):
   budget (a plateau detector that fires at the start calls a run that never
   started "converged"). The model is validated once before any step (the log's
   epoch-0 row); a run whose best validation value never beats that reference
-  (or, where it is undefined, the first finite one) by ``learn_min_gain``
-  (absolute for NCC, relative for EPE/TRE/loss) *did not learn*.
+  (or, where it is undefined, the first finite one; for NCC at least the NCC
+  of the unregistered validation pairs, ``val_ncc_unregistered``: an output no
+  closer to the fixed image than the moving image is no registration) by
+  ``learn_min_gain`` (absolute for NCC, relative for EPE/TRE/loss) *did not learn*.
   :class:`TrainResult` says ``converged`` (plateau reached and learned),
   ``did_not_learn``, ``steps`` and ``stop_reason`` (``plateau``, ``max_steps``,
   ``epochs``); a run stopped by its budget is *not converged*;
@@ -76,10 +78,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from pcreg import metrics
 from pcreg.methods.validation import Plateau, choose_metric, pair_scores, score_of
 
 LOG_COLUMNS = ["epoch", "steps", "train_loss", "val_loss", "val_ncc", "val_ssim", "val_psnr", "val_epe", "val_tre",
-               "lr", "seconds"]
+               "lr", "seconds", "val_ncc_unregistered"]
 STALE = "stale"
 LAST = "last.pt"
 BEST = "best.pt"
@@ -163,13 +166,19 @@ class TrainResult:
 
     @property
     def reference_value(self) -> float:
-        """What "learning" is measured against: the initial validation's value, else the first finite one."""
+        """What "learning" is measured against: the initial validation's value, else the first finite one; for
+        NCC (image outputs) at least the NCC of the unregistered validation pairs (doing nothing)."""
         key = _LOG_KEY.get(self.selection_metric, "")
+        ref = float("nan")
         for row in [self.initial, *self.history]:
             value = float(row.get(key, float("nan"))) if row else float("nan")
             if math.isfinite(value):
-                return value
-        return float("nan")
+                ref = value
+                break
+        floor = float(self.initial.get("val_ncc_unregistered", float("nan"))) if self.initial else float("nan")
+        if self.selection_metric == "ncc" and math.isfinite(floor):
+            ref = floor if not math.isfinite(ref) else max(ref, floor)
+        return ref
 
     @property
     def best_value(self) -> float:
@@ -399,6 +408,7 @@ def evaluate(
     call = _loss_caller(loss_fn)
     losses: list[float] = []
     rows: list[dict[str, float]] = []
+    unregistered: list[float] = []
     field_out, has_gt, has_lm = False, False, False
     use_amp, amp_dtype = _amp_settings(config, device)
     loader = _epoch_loader(dataset, config, 0, shuffle=False, pin=device.type == "cuda")
@@ -407,6 +417,8 @@ def evaluate(
     with torch.no_grad():
         for batch in loader:
             moving, fixed, gt = unpack_batch(batch)
+            unregistered.extend(metrics.ncc(m, f) for m, f in zip(moving.float().numpy()[:, 0],
+                                                                   fixed.float().numpy()[:, 0]))
             moving, fixed = _to(moving, device, config), _to(fixed, device, config)
             gt_dev = None if gt is None else gt.to(device)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
@@ -435,6 +447,7 @@ def evaluate(
 
     return {"val_loss": sum(losses) / n, "val_ncc": mean("ncc"), "val_ssim": mean("ssim"), "val_psnr": mean("psnr"),
             "val_epe": mean("epe"), "val_tre": mean("tre"),
+            "val_ncc_unregistered": float(np.nanmean(unregistered)) if unregistered else float("nan"),
             "metric": "loss" if config.selection == "loss" else choose_metric(field_out, has_gt, has_lm)}
 
 
