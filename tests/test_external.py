@@ -23,7 +23,7 @@ from pcreg.specs import write_spec
 from pcreg.warp import identity_grid, shift_field
 
 METRICS = ["ncc", "ssim", "psnr", "tre_px", "tre_orig_px", "epe_px", "folding_pct", "sdlogj", "failed"]
-SMOKE_FUNDUS = {"image_size": 64, "crop_px": 96, "pairs": {"train": 2, "val": 1, "test": 4}}
+SMOKE_FUNDUS = {"image_size": 64, "pairs": {"train": 2, "val": 1, "test": 4}}
 
 
 @pytest.fixture(scope="module")
@@ -376,7 +376,7 @@ def test_workflow_gives_an_external_trainable_method_the_fit_and_gpu_rules(tmp_p
     cfg.write_text(textwrap.dedent("""
         device: cuda
         shards: 3
-        datasets: {fundus: {type: synthetic-fundus, params: {image_size: 32, crop_px: 48}}}
+        datasets: {fundus: {type: synthetic-fundus, params: {image_size: 32}}}
         methods: {mine: {method: "ext_learner:Learner", group: deep, params: {epochs: 2}}}
     """))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}

@@ -120,7 +120,7 @@ def test_no_features_of_a_kind_gives_nan():
 
 
 SMALL = {
-    "synthetic-fundus": {"image_size": 64, "crop_px": 96, "pairs": {"train": 1, "val": 1, "test": 4}},
+    "synthetic-fundus": {"image_size": 64, "pairs": {"train": 1, "val": 1, "test": 4}},
     "synthetic-orpam": {"height": 64, "width": 64, "sequences": {"train": 1, "val": 1, "test": 2}, "frames": 2},
 }
 

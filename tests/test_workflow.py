@@ -25,7 +25,7 @@ TINY = {
     "figures": {"qualitative_pairs": 1},
     "datasets": {
         "fundus": {"type": "synthetic-fundus", "paper_reference": "fire-reg-256",
-                   "params": {"image_size": 32, "crop_px": 48, "pairs": {"train": 2, "val": 1, "test": 3}}},
+                   "params": {"image_size": 32, "pairs": {"train": 2, "val": 1, "test": 3}}},
         "orpam": {"type": "synthetic-orpam", "paper_reference": "orpam-temporal-26k",
                   "params": {"height": 32, "width": 16, "sequences": {"train": 1, "val": 1, "test": 2},
                              "frames": 2}},

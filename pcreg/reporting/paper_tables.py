@@ -25,7 +25,17 @@ import numpy as np
 import pandas as pd
 
 from pcreg.reporting.paper_values import load_paper_values
-from pcreg.reporting.tables import DASH, NA, Run, TableDoc, fmt_mean_std, fmt_value, fmt_with_n
+from pcreg.reporting.tables import (
+    DASH,
+    GROUND_TRUTH_NOTE,
+    NA,
+    Run,
+    TableDoc,
+    fmt_mean_std,
+    fmt_value,
+    fmt_with_n,
+    is_ground_truth,
+)
 
 #: The paper's dataset names as printed.
 PAPER_DATASETS = {
@@ -35,6 +45,8 @@ PAPER_DATASETS = {
 }
 INTENSITY = {"ncc": ("NCC", 3), "ssim": ("SSIM", 3), "psnr": ("PSNR (dB)", 2)}
 NOT_RUN = "not run"
+#: Section of the perfect-registration reference row (after the methods).
+CEILING_SECTION = "Reference: perfect registration (not a method)"
 
 
 def paper_rows(table: int, paper_reference: str | None) -> pd.DataFrame:
@@ -160,7 +172,9 @@ def table1(summary: pd.DataFrame, runs: Sequence[Run], dataset: str,
     rows: list[list[str] | str] = []
     data = []
     current = None
-    for title, run, prow in _layout(sections, [r for r in runs if r.group != "ablation"], paper):
+    methods = [r for r in runs if r.group != "ablation" and not is_ground_truth(r)]
+    ceiling = [(CEILING_SECTION, r, None) for r in runs if is_ground_truth(r)]
+    for title, run, prow in [*_layout(sections, methods, paper), *ceiling]:
         if title != current:
             rows.append(title)
             current = title
@@ -175,6 +189,8 @@ def table1(summary: pd.DataFrame, runs: Sequence[Run], dataset: str,
                      "(this dataset's paper_reference): no paper columns.")
     if any(r.group == "ablation" for r in runs):
         notes.append("Ablation runs are in the ablation table (the paper's Table 2).")
+    if ceiling:
+        notes.append(GROUND_TRUTH_NOTE)
     caption = f"Table 1 layout: {dataset}, comparison of methods"
     return pd.DataFrame(data), TableDoc(_columns("Method", INTENSITY, paper_reference, with_paper), rows, caption,
                                         notes)
@@ -192,8 +208,9 @@ def ablation_table(summary: pd.DataFrame, runs: Sequence[Run], dataset: str,
     stats = _run_stats(summary)
     rows: list[list[str] | str] = []
     data = []
-    for _, run, prow in _layout([("Ablation", {"ablation", "deep", "reference", "traditional"})],
-                                chosen, paper):
+    ceiling = [("ceiling", r, None) for r in runs if is_ground_truth(r)]
+    for _, run, prow in [*_layout([("Ablation", {"ablation", "deep", "reference", "traditional"})], chosen, paper),
+                         *ceiling]:
         label = run.label if run else prow["row"]
         seeds = [run, *[r for r in runs if r.seed_of == run.id]] if run else []
         per_seed = [stats[r.id] for r in seeds if r.id in stats]
@@ -205,9 +222,11 @@ def ablation_table(summary: pd.DataFrame, runs: Sequence[Run], dataset: str,
         flat = sum(bool((getattr(r, "training", None) or {}).get("did_not_learn")) for r in seeds)
         rows.append([label, *_metric_cells(srow, prow, INTENSITY, with_paper),
                      DASH if epochs is None else (f"{epochs} ({steps} steps)" if steps is not None else str(epochs)),
-                     str(len(per_seed)) if run else DASH, f"{flat}/{len(seeds)}" if run else DASH])
-        rec = _csv_row("ablation", run, prow, srow, list(INTENSITY), paper_reference)
-        rec.update(epochs=epochs, n_seeds=len(per_seed) if run else 0, seeds_did_not_learn=flat,
+                     str(len(per_seed)) if run and run.trainable else DASH,
+                     f"{flat}/{len(seeds)}" if run and run.trainable else DASH])
+        rec = _csv_row("reference" if run and is_ground_truth(run) else "ablation", run, prow, srow,
+                       list(INTENSITY), paper_reference)
+        rec.update(epochs=epochs, n_seeds=len(per_seed) if run and run.trainable else 0, seeds_did_not_learn=flat,
                    seed_runs=";".join(r.id for r in seeds))
         data.append(rec)
     notes = [f"{dataset}: each cell is the mean ± sd over training seeds (column Seeds) of the test-set mean; "
@@ -222,6 +241,8 @@ def ablation_table(summary: pd.DataFrame, runs: Sequence[Run], dataset: str,
                      "steps) trained by seed 0.")
     if full_model not in {r.id for r in runs}:
         notes.append(f"No {full_model} run on {dataset}: the full-model row is not run.")
+    if ceiling:
+        notes.append(GROUND_TRUTH_NOTE)
     columns = _columns("Configuration", INTENSITY, paper_reference, with_paper) + ["Epochs", "Seeds",
                                                                                    "Did not learn"]
     return pd.DataFrame(data), TableDoc(columns, rows, f"Table 2 layout: {dataset}, ablation of PCReg-Net", notes)
@@ -282,9 +303,10 @@ def table3(summary: pd.DataFrame, runs: Sequence[Run], dataset: str, paper_refer
     method_paper = paper[paper["method_id"] != ""]
     rows: list[list[str] | str] = []
     data = []
-    chosen = [r for r in runs if r.group != "ablation"]
-    layout = _layout([("Methods", {"reference", "traditional", "deep"})], chosen, method_paper)
-    for _, run, prow in layout:
+    chosen = [r for r in runs if r.group != "ablation" and not is_ground_truth(r)]
+    ceiling = [("ceiling", r, None) for r in runs if is_ground_truth(r)]
+    layout = [*_layout([("Methods", {"reference", "traditional", "deep"})], chosen, method_paper), *ceiling]
+    for section, run, prow in layout:
         srow = dict(stats.get(run.id, {})) if run else None
         if srow is not None:
             t = (temporal or {}).get(run.id)
@@ -294,7 +316,8 @@ def table3(summary: pd.DataFrame, runs: Sequence[Run], dataset: str, paper_refer
             srow["tncg_std"] = t["tncg_std"] if t else np.nan
         label = run.label if run else prow["row"]
         rows.append([label, *_metric_cells(srow, prow, metrics, with_paper)])
-        rec = _csv_row("methods", run, prow, srow, list(metrics), paper_reference)
+        rec = _csv_row("reference" if section == "ceiling" else "methods", run, prow, srow, list(metrics),
+                       paper_reference)
         if run and temporal and run.id in temporal:
             rec["mean_abs_sequence_tncg"] = temporal[run.id]["mean_abs_sequence_tncg"]
             rec["n_frame_pairs"] = temporal[run.id]["n_frame_pairs"]
@@ -328,6 +351,8 @@ def table3(summary: pd.DataFrame, runs: Sequence[Run], dataset: str, paper_refer
                      "with the signed definition (see pcreg/data/README.md).")
     if temporal is None:
         notes.append(f"{dataset} has no frame sequences: TNCC and TNCG do not apply (n/a).")
+    if ceiling:
+        notes.append(GROUND_TRUTH_NOTE)
     caption = f"Table 3 layout: {dataset}, intra-frame and temporal metrics"
     return pd.DataFrame(data), TableDoc(_columns("Setting", metrics, paper_reference, with_paper), rows, caption,
                                         notes)

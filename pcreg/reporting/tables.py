@@ -63,6 +63,22 @@ class Run:
         return self.pairs_csv.parent
 
 
+#: Method id of the perfect-registration reference (baselines/ground_truth.py): the moving image warped by the
+#: dataset's ground-truth field, shown as a labelled reference row (the ceiling), never ranked as a method.
+GROUND_TRUTH = "ground_truth"
+
+#: Note of every table that shows the perfect-registration reference row.
+GROUND_TRUTH_NOTE = ("perfect registration (ground truth): the moving image warped by the dataset's ground-truth "
+                     "field, a reference (the ceiling a registration can reach on these data), not a method; its "
+                     "intensity metrics stay below 1 because the two images differ in appearance and the moving "
+                     "image does not cover the whole fixed image.")
+
+
+def is_ground_truth(run: Run) -> bool:
+    """True for the perfect-registration reference row."""
+    return run.method == GROUND_TRUTH or (not run.method and run.id == GROUND_TRUTH)
+
+
 def sort_runs(runs: Sequence[Run]) -> list[Run]:
     """Runs in table order: by group (reference, traditional, deep, ablation), config order within a group."""
     order = {g: i for i, g in enumerate(GROUP_ORDER)}

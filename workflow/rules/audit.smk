@@ -53,7 +53,7 @@ rule audit_table:
     input:
         data=f"{DATA}/{{dataset}}/dataset.json",
         runs=lambda w: run_list_path(w.dataset),
-        audits=lambda w: [f"results/{w.dataset}/{r}/audit.csv" for r in primary_runs(w.dataset)],
+        audits=lambda w: [f"results/{w.dataset}/{r}/audit.csv" for r in audited_runs(w.dataset)],
     output:
         other=multiext(table_stem("audit", "{dataset}"), ".csv", ".md", ".tex"),
         html=report(table_stem("audit", "{dataset}") + ".html", caption="../report/audit.rst", category="{dataset}",

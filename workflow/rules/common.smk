@@ -1,6 +1,7 @@
 # Shared definitions: paths, run lists and helpers used by the rules.
 import re
 
+from pcreg.datasets import get_dataset_type
 from pcreg.datasets.source_files import fingerprint, source_files
 from pcreg.methods.registry import get_method_class
 from pcreg.specs import write_spec
@@ -17,9 +18,27 @@ wildcard_constraints:
     shard=r"\d+",
 
 
+def needs_ground_truth(run):
+    """True for the perfect-registration reference (``ground_truth``), which reads the dataset's fields."""
+    return get_method_class(config["methods"][run]["method"]).needs_ground_truth
+
+
+def has_ground_truth_field(dataset):
+    """True for dataset types whose every pair has a ground-truth field (the synthetic ones)."""
+    return bool(getattr(get_dataset_type(config["datasets"][dataset]["type"]), "GROUND_TRUTH_FIELD", False))
+
+
 def runs_for(dataset):
-    """Method run ids that apply to ``dataset`` (config order)."""
-    return [r for r, spec in config["methods"].items() if not spec.get("datasets") or dataset in spec["datasets"]]
+    """Method run ids that apply to ``dataset`` (config order); the ground-truth reference only with fields."""
+    return [r for r, spec in config["methods"].items()
+            if (not spec.get("datasets") or dataset in spec["datasets"])
+            and (has_ground_truth_field(dataset) or not needs_ground_truth(r))]
+
+
+def audited_runs(dataset):
+    """Runs of the sanity audit: every run but the ground-truth reference (it reads the answer, not the images)
+    and the further training seeds (``<id>.seed<k>``; the run itself, seed 0, is audited)."""
+    return [r for r in primary_runs(dataset) if not needs_ground_truth(r)]
 
 
 def primary_runs(dataset):
