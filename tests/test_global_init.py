@@ -19,34 +19,21 @@ from pcreg.methods.registry import build_method
 from pcreg.warp import identity_grid, warp_image
 
 
-def homography_field(shape, h):
-    """Pull-back field of the homography ``h`` acting on (x, y) = (col, row)."""
-    y, x = identity_grid(shape)
-    den = h[2, 0] * x + h[2, 1] * y + h[2, 2]
-    xm = (h[0, 0] * x + h[0, 1] * y + h[0, 2]) / den
-    ym = (h[1, 0] * x + h[1, 1] * y + h[1, 2]) / den
-    return np.stack([ym - y, xm - x]).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def projective_pair(tmp_path_factory):
-    """A synthetic-fundus test pair (appearance change, local deformation) whose fixed image is also moved by a
-    projective map: 16 degrees, 1.05x, a 30 px shift, perspective terms; about 75 % overlap (FIRE's P class)."""
+    """A synthetic-fundus test pair of FIRE's P class (camera-rotation homography, overlap < 75 %, appearance
+    change, local deformation) at 128 px; the one with the largest unregistered error of three."""
     root = tmp_path_factory.mktemp("data") / "fundus"
     dtype = get_dataset_type("synthetic-fundus")
     dtype.prepare(root, "fundus", validate_params(
-        dtype, {"image_size": 128, "crop_px": 192, "pairs": {"train": 1, "val": 1, "test": 1}}, "params"), 0)
+        dtype, {"image_size": 128, "pairs": {"train": 1, "val": 1, "test": 3},
+                "categories": {"S": 0.0, "P": 1.0, "A": 0.0}}, "params"), 0)
     test = PreparedDataset(root).split("test")
-    size, c, t = 128, 63.5, np.deg2rad(16.0)
-    h = np.eye(3)
-    h[:2, :2] = 1.05 * np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
-    h[:2, 2] = np.array([24.0, -18.0]) + np.array([c, c]) - h[:2, :2] @ np.array([c, c])
-    h[2, :2] = [4e-4, -3e-4]
-    proj = homography_field((size, size), h)
-    moving = np.asarray(test.moving[0], np.float32)
-    fixed = warp_image(np.asarray(test.fixed[0], np.float32), proj)
-    gt = compose_fields(np.asarray(test.field[0], np.float32), proj)
-    return moving, fixed, gt, overlap_mask(gt)
+    assert set(test.manifest["category"]) == {"P"}
+    i = int(np.argmax([np.linalg.norm(np.asarray(f), axis=0).mean() for f in test.field]))
+    moving, fixed = test.pair(i)
+    gt = np.asarray(test.field[i], np.float32)
+    return np.asarray(moving, np.float32), np.asarray(fixed, np.float32), gt, overlap_mask(gt)
 
 
 def _epe(field, gt, ok):
@@ -70,7 +57,7 @@ def test_rigid_field_and_composition_follow_the_pull_back_convention():
 def test_fair_start_brings_syn_and_demons_well_below_unregistered(projective_pair):
     moving, fixed, gt, ok = projective_pair
     unregistered = _epe(np.zeros_like(gt), gt, ok)
-    assert unregistered > 15.0
+    assert unregistered > 10.0
     start, which = global_field(moving, fixed, "auto", 0)
     assert which in ("sift", "ants-multistart") and _epe(start, gt, ok) < 0.15 * unregistered
     syn = build_method("syn", {"init": "auto"}, seed=0).register(moving, fixed)
