@@ -1,6 +1,7 @@
 """Fair start of the baselines: TRE and EPE per FIRE category with and without a global start.
 
-Usage (from the repository root): ``PYTHONPATH=. python scripts/measure_fair_start.py DATA_ROOT [--split val] [--config config/config.yaml]
+Usage (from the repository root):
+``PYTHONPATH=. python scripts/measure_fair_start.py DATA_ROOT [--split val] [--config config/config.yaml]
 [--runs identity,ants_affine,syn,syn_sift_init,demons,demons_sift_init] [--pairs N] [--out OUT.md]``.
 
 Runs the named config runs (their params from the config) on a split of a prepared dataset with landmarks and a

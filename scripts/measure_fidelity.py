@@ -1,6 +1,7 @@
 """Re-measure content fidelity of SyN and Demons: where versus whether (the evidence for docs' fidelity finding).
 
-Usage (from the repository root): ``PYTHONPATH=. python scripts/measure_fidelity.py DATA_ROOT [--config config/config.yaml] [--pairs N] [--out OUT.md]``.
+Usage (from the repository root):
+``PYTHONPATH=. python scripts/measure_fidelity.py DATA_ROOT [--config config/config.yaml] [--pairs N] [--out OUT.md]``.
 
 Runs Unregistered, SyN and Demons with their parameters from the config on the test split of a prepared
 dataset (``DATA_ROOT``, with content-fidelity masks and a ground-truth field) and prints, per method, over the
