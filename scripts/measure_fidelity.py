@@ -15,6 +15,9 @@ moving-only features:
   over the ground-truth mask (< 1: the method compresses the feature more than the ground truth does);
 - ``field_err``: the method's mean field error |u - u_gt| (px) over the feature's ground-truth mask, and
   ``r(kept@GT, field_err)``, the Pearson correlation over features.
+
+It also prints the fidelity table's oracles (:func:`pcreg.reporting.fidelity.oracle_scores`: ground-truth warp,
+fixed copy, fixed blurred sigma 1.5, fixed median 7x7) with the verdict the table gives them.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import yaml
 from pcreg.datasets.format import PreparedDataset
 from pcreg.evaluation.fidelity import contrast, feature_scores, transported_mask
 from pcreg.methods.registry import build_method, run_method
+from pcreg.reporting.fidelity import oracle_scores, verdict
 from pcreg.warp import warp_image
 
 
@@ -91,7 +95,12 @@ def main() -> None:
             "r(kept@GT, field_err)": ok["kept_at_gt"].corr(ok["field_err"]) if len(ok) > 2 else np.nan,
         })
     table = pd.DataFrame(summary).round(3).to_markdown(index=False)
-    text = f"{args.data} ({n} test pairs, config {args.config})\n\n{table}\n"
+    oracles = oracle_scores(args.data)
+    means = oracles.groupby("run", sort=False)[["kept", "invented", "placement_px"]].mean()
+    means["kept median"] = oracles.groupby("run", sort=False)["kept"].median()
+    means["verdict"] = [verdict(k, i) for k, i in zip(means["kept"], means["invented"])]
+    text = (f"{args.data} ({n} test pairs, config {args.config})\n\n{table}\n\n"
+            f"Oracles ({len(test)} test pairs):\n\n{means.round(3).to_markdown()}\n")
     print(text)
     if args.out:
         args.out.write_text(text)
