@@ -8,6 +8,7 @@ import textwrap
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import ndimage
 
 from pcreg.cli import main
 from pcreg.config import validate_config, validate_params
@@ -308,21 +309,27 @@ def test_precomputed_is_audited_on_the_exported_audit_inputs(fundus, tmp_path):
 
 def test_precomputed_is_audited_on_a_clustered_dataset_with_16_pairs(tmp_path):
     """The export and the audit draw donors from one pool (other clusters): every exported "other pair" input is
-    the one the audit asks for, on 16 pairs of a dataset whose clusters repeat and whose sequence is empty."""
+    the one the audit asks for, on 16 audited pairs of a dataset whose clusters repeat and whose sequence is empty
+    (FIRE-Reg-256's patches of one photograph pair; the case where a donor pool by sequence broke the lookup)."""
+    from pcreg.datasets.format import DatasetWriter
     from pcreg.evaluation import audit
     from pcreg.evaluation.audit_inputs import DONOR_GROUP, audit_cases
     from pcreg.evaluation.audit_run import audit_run
 
-    data = tmp_path / "fundus16"
-    dtype = get_dataset_type("synthetic-fundus")
-    dtype.prepare(data, "fundus16", validate_params(
-        dtype, {"image_size": 64, "crop_px": 96, "pairs": {"train": 1, "val": 1, "test": 20}}, "params"), 0)
+    data, rng, shape = tmp_path / "clustered", np.random.default_rng(0), (32, 32)
+    with DatasetWriter(data, name="clustered", dataset_type="test", image_shape=shape,
+                       split_sizes={"test": 20}, has_field=False) as writer:
+        for i in range(20):
+            img = ndimage.gaussian_filter(rng.random(shape), 2).astype(np.float32)
+            img = (img - img.min()) / (img.max() - img.min())
+            writer.add("test", f"p{i:02d}", img, np.roll(img, 1, axis=1), cluster=f"c{i // 4}")
     test = PreparedDataset(data).split("test")
     idx = audit.select_pairs(len(test), 16, 0)
     clusters = [str(test.manifest.at[int(i), "cluster"]) for i in idx]
     assert DONOR_GROUP == "cluster" and len(set(clusters)) < len(clusters)  # clusters repeat: the case that broke
     cases = [c for c in audit_cases(data, 16, 0) if c.condition == "shuffled"]
     donors = audit.derangement(16, 0, clusters)
+    assert any(clusters[donors[k]] != clusters[k] for k in range(16))
     for k, case in enumerate(cases):  # the donor is the audit's donor, from another cluster
         assert np.array_equal(case.moving, np.asarray(test.moving[int(idx[donors[k]])], np.float32))
         assert clusters[donors[k]] != clusters[k]
