@@ -1,7 +1,7 @@
 """Camera and scanner models shared by the synthetic datasets: what happens between the scene and the file.
 
-The synthetic datasets render a *scene* (a region of a fundus photograph, a
-vessel map) through the ground-truth geometry, then pass each image through an
+The synthetic datasets render a *scene* (a procedural retina, a vessel map)
+through the ground-truth geometry, then pass each image through an
 acquisition model drawn independently for the moving and the fixed image. The
 acquisition acts in *image* coordinates (vignetting, illumination, blur, noise,
 compression belong to the camera, not to the tissue), so it never changes the

@@ -49,9 +49,9 @@ ANATOMY: dict[str, float] = {
     "artery_contrast": 0.30,      # relative darkening of a wide artery
     "vein_contrast": 0.45,        # ... of a wide vein
     "background": 0.42,           # mean fundus reflectance (green)
-    "texture": 0.15,              # std of the choroidal texture (relative)
+    "texture": 0.17,              # std of the choroidal texture (relative)
     "texture_scale": 1.2,         # its correlation length (working px)
-    "pigment": 0.39,              # low-frequency pigmentation variation (relative std)
+    "pigment": 0.42,              # low-frequency pigmentation variation (relative std)
     "pigment_lattice": 3,         # ... its lattice nodes across the scene map
     "step": 0.8,                  # path step (working px)
 }

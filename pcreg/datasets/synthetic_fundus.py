@@ -98,7 +98,7 @@ PARAMS_SCHEMA = {
 #: Camera settings shared by every category: maximum strength of each acquisition effect
 #: (:func:`pcreg.datasets.acquisition.fundus_camera`), drawn independently for the moving and the fixed image.
 CAMERA: dict[str, float] = {
-    "gain": 0.65, "exposure": 0.05, "vignetting": 0.2, "vignetting_jitter": 0.05, "illumination": 0.2,
+    "gain": 0.6, "exposure": 0.05, "vignetting": 0.2, "vignetting_jitter": 0.05, "illumination": 0.2,
     "gamma": 0.1, "haze": 0.04, "blur_sigma": 0.3, "photons": 20000.0, "read_noise": 0.003,
     "jpeg_quality_min": 85, "jpeg_quality_max": 95,
 }

@@ -52,7 +52,7 @@ STATS_METRICS: dict[str, tuple[str, int, bool]] = {
 UNIT_DESCRIPTIONS: dict[str, str] = {
     "pair": "each test pair counts once",
     "cluster": "pairs sharing source pixels are one unit: FIRE photographs linked by shared images, a temporal "
-               "sequence, or overlapping synthetic source regions",
+               "sequence, or one synthetic eye",
 }
 
 
