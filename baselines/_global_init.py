@@ -301,6 +301,8 @@ def with_initial(register: Callable[[np.ndarray, np.ndarray], Any], moving: np.n
     the global start of ``mode``, and return it with the composed total field."""
     from dataclasses import replace
 
+    if float(np.ptp(moving)) < 1e-6 or float(np.ptp(fixed)) < 1e-6:  # nothing to match: the method says why
+        return register(moving, fixed)
     a, _ = global_field(moving, fixed, mode, seed)
     result = register(warp_image(moving, a), fixed)
     if result.failed or result.field is None:

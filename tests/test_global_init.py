@@ -76,3 +76,9 @@ def test_published_syn_is_unchanged_without_init(projective_pair):
     a = plain.register(moving, fixed).field
     b = build_method("syn", {"init": "none"}, seed=0).register(moving, fixed).field
     np.testing.assert_array_equal(a, b)
+
+
+def test_a_constant_image_fails_with_the_methods_reason_not_a_crash():
+    fixed = np.random.default_rng(0).random((32, 32)).astype(np.float32)
+    result = build_method("syn", {"init": "auto"}, seed=0).register(np.full((32, 32), 0.4, np.float32), fixed)
+    assert result.failed and "constant" in result.reason
