@@ -103,11 +103,21 @@ class RegistrationLoss(nn.Module):
 
 
 def endpoint_error(field: torch.Tensor, gt_field: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Mean end-point error (px) of a batch of fields ``(B, 2, H, W)``; differentiable at zero error (``eps``).
+    """Mean end-point error (px) of a batch of fields ``(B, 2, H, W)`` over the recoverable pixels;
+    differentiable at zero error (``eps``).
 
     The supervision term of the learned baselines where the training split stores the
-    ground-truth field (the synthetic sets); it is the suite's EPE metric.
+    ground-truth field (the synthetic sets). Like the suite's EPE metric
+    (:func:`pcreg.metrics.epe`) it averages only over pixels whose ground-truth source
+    ``p + u_gt(p)`` lies inside the moving image (elsewhere nothing in the images says
+    where the pixel came from); a batch item with no such pixel contributes nothing.
     """
     with torch.autocast(device_type=field.device.type, enabled=False):
         diff = field.float() - gt_field.float()
-        return torch.sqrt((diff * diff).sum(dim=1) + eps).mean()
+        err = torch.sqrt((diff * diff).sum(dim=1) + eps)
+        h, w = gt_field.shape[-2:]
+        rows = torch.arange(h, device=field.device, dtype=torch.float32)[:, None]
+        cols = torch.arange(w, device=field.device, dtype=torch.float32)[None, :]
+        src_r, src_c = rows + gt_field[:, 0].float(), cols + gt_field[:, 1].float()
+        mask = ((src_r >= 0) & (src_r <= h - 1) & (src_c >= 0) & (src_c <= w - 1)).float()
+        return (err * mask).sum() / mask.sum().clamp_min(1.0)

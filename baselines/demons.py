@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from baselines._global_init import INIT_PARAM, with_initial
 from pcreg.methods.base import Method, Registration
 
 _VARIANTS = {
@@ -37,6 +38,7 @@ class Demons(Method):
         "type": "object",
         "additionalProperties": False,
         "properties": {
+            **INIT_PARAM,
             "variant": {
                 "enum": list(_VARIANTS),
                 "default": "diffeomorphic",
@@ -125,6 +127,11 @@ class Demons(Method):
         import SimpleITK  # noqa: F401
 
     def register(self, moving: np.ndarray, fixed: np.ndarray) -> Registration:
+        if self.params["init"] != "none":  # a fair start (baselines._global_init), composed with the result
+            return with_initial(self._register, moving, fixed, self.params["init"], self.seed)
+        return self._register(moving, fixed)
+
+    def _register(self, moving: np.ndarray, fixed: np.ndarray) -> Registration:
         import SimpleITK as sitk
 
         p = self.params

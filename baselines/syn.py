@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from baselines._global_init import INIT_PARAM, with_initial
 from pcreg.methods.base import Method, Registration
 
 _THREADS_ENV = "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"
@@ -106,6 +107,7 @@ class SyN(Method):
                 "description": "Fraction of pixels sampled (regular grid with random jitter, seeded) by the affine "
                 "metric.",
             },
+            **INIT_PARAM,
             "deterministic": {
                 "type": "boolean",
                 "default": True,
@@ -121,6 +123,11 @@ class SyN(Method):
         import ants  # noqa: F401
 
     def register(self, moving: np.ndarray, fixed: np.ndarray) -> Registration:
+        if self.params["init"] != "none":  # a fair start (baselines._global_init), composed with the result
+            return with_initial(self._register, moving, fixed, self.params["init"], self.seed)
+        return self._register(moving, fixed)
+
+    def _register(self, moving: np.ndarray, fixed: np.ndarray) -> Registration:
         for what, image in (("moving", moving), ("fixed", fixed)):
             if float(np.ptp(image)) < 1e-6:  # mutual information of a constant image is undefined
                 return Registration(failed=True, reason=f"{what} image is constant")

@@ -13,11 +13,12 @@ no weight decay, no gradient clipping. The field is in the suite's convention an
 registered image is produced by the shared warping routine.
 
 Like VoxelMorph, TransMorph was designed for affinely pre-aligned inputs (its benchmark
-data are pre-aligned) and trained on the raw pairs it barely moves (test TRE 4.99 px vs
-5.13 unregistered on synthetic-fundus). The same two configurable additions apply
-(docs/LEARNED.md): ``prealign`` (the suite's SIFT affine/homography composed with the
-network's flow, :mod:`baselines._prealign`) and ``supervision`` (end-point error to
-the ground-truth field where the training split has one). Both are off by default.
+data are pre-aligned); trained on the raw pairs it barely moves (docs/LEARNED.md has the
+measured numbers and the scripts). The same two configurable additions apply:
+``prealign`` (the suite's SIFT affine/homography or ANTs' affine stage composed with the
+network's flow, :mod:`baselines._prealign`; its row "ANTs affine" shows the stage alone)
+and ``supervision`` (end-point error to the ground-truth field where the training batches
+have one; the label then says "GT-field sup."). Both are off by default.
 """
 
 from __future__ import annotations

@@ -27,12 +27,12 @@ steps there); the smoothness term then acts on the velocity, as in the official 
 Image sizes that are not a multiple of ``2 ** len(enc_features)`` are padded
 (edge-replicated, bottom/right) and the field is cropped back.
 
-Why it did not register, and what the suite's row adds (docs/LEARNED.md, with the
-numbers): trained on the raw pairs, the network stays near the identity (test TRE
-5.07 px vs 5.13 unregistered on synthetic-fundus); optimising a free field under the
+Why it did not register, and what the suite's row adds (docs/LEARNED.md has the measured
+numbers and the scripts that produce them): trained on the raw pairs, the network stays
+near the identity; optimising a free field under the
 same single-scale local-NCC objective reaches a lower loss than the ground truth, so
 the objective itself does not point at the ground truth on pairs with global
-affine/projective motion and appearance change. The paper assumes affinely
+global motion and appearance change. The paper assumes affinely
 pre-aligned inputs. Two configurable additions, both off by default (the published
 method) and named in the row's label where used:
 

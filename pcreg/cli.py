@@ -123,12 +123,17 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     evaluate_method(Path(args.data), [Path(p) for p in args.shard_files], Path(args.out))
 
 
-def _runs(text: str):  # noqa: ANN202
+def _runs(text: str, seeds: bool = False):  # noqa: ANN202
+    """The runs of a run list; without ``seeds``, the further training seeds (``<id>.seed<k>``) are left out:
+    only the ablation table uses them (mean ± sd over seeds)."""
     from pcreg.reporting.tables import Run
     from pcreg.reporting.training_status import with_status
 
     runs = [Run(r["id"], r["label"], r["group"], Path(r["pairs_csv"]), method=r.get("method", r["id"]),
-                trainable=bool(r.get("trainable", False)), params=r.get("params") or {}) for r in _json(text)]
+                trainable=bool(r.get("trainable", False)), params=r.get("params") or {},
+                seed_of=r.get("seed_of") or "") for r in _json(text)]
+    if not seeds:
+        runs = [r for r in runs if not r.seed_of]
     return with_status(runs)  # labels of non-converged learned runs marked, in every table and figure
 
 
@@ -136,17 +141,19 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     from pcreg.reporting.outputs import curves_path, table_stem
     from pcreg.reporting.paper_tables import table1
     from pcreg.reporting.result_tables import geometry_table, stats_table
-    from pcreg.reporting.tables import load_pairs, overview_doc, summarize_runs
+    from pcreg.reporting.tables import GROUND_TRUTH_NOTE, is_ground_truth, load_pairs, overview_doc, summarize_runs
     from pcreg.reporting.training_status import write_run_doc as write_doc
 
     runs = _runs(args.runs)
     out = Path(args.out_dir)
     ds = args.dataset
     summary = summarize_runs(runs, n_boot=args.n_boot, seed=args.seed, alpha=args.alpha)
-    write_doc(overview_doc(summary, f"{ds}: test pairs, mean ± std per method",
-                           notes=["n/a: the metric does not apply (no field, no landmarks or no ground-truth field). "
-                                  "TRE here in pixels of the dataset's images; at the original resolution in the "
-                                  "geometry table. The CSV has the bootstrap CIs."]),
+    notes = ["n/a: the metric does not apply (no field, no landmarks or no ground-truth field). "
+             "TRE here in pixels of the dataset's images; at the original resolution in the "
+             "geometry table. The CSV has the bootstrap CIs."]
+    if any(is_ground_truth(r) for r in runs):
+        notes.append(GROUND_TRUTH_NOTE)
+    write_doc(overview_doc(summary, f"{ds}: test pairs, mean ± std per method", notes=notes),
               summary, Path(table_stem("summary", ds, out)), runs)
     pairs = load_pairs(runs)
     data, doc = table1(summary, runs, ds, args.paper_reference)
@@ -179,7 +186,7 @@ def cmd_ablation(args: argparse.Namespace) -> None:
     from pcreg.reporting.tables import summarize_runs
     from pcreg.reporting.training_status import write_run_doc as write_doc
 
-    runs = _runs(args.runs)
+    runs = _runs(args.runs, seeds=True)
     data, doc = ablation_table(summarize_runs(runs), runs, args.dataset, args.paper_reference, args.reference)
     write_doc(doc, data, Path(args.out_stem), runs)
 
@@ -302,11 +309,14 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
 
     from pcreg.config import load_config, validate_params
     from pcreg.datasets import get_dataset_type
+    from pcreg.datasets.format import PreparedDataset
     from pcreg.reporting.calibrate import (
         DEFAULT_REFERENCE,
         calibration_table,
         format_report,
         paper_unregistered,
+        perfect_metrics,
+        perfect_table,
         unregistered_metrics,
     )
 
@@ -338,7 +348,12 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
         if not paper:
             raise UserError(f"the paper prints no Unregistered row for {reference!r}")
         measured = unregistered_metrics(root, args.split)
-        print(format_report(name, reference, measured, calibration_table(measured, paper)))
+        perfect = rows = None
+        if PreparedDataset(root).split(args.split).field is not None:
+            perfect = perfect_metrics(root, args.split)
+            rows = perfect_table(perfect, reference)
+        print(format_report(name, reference, measured, calibration_table(measured, paper), perfect, rows,
+                            args.split))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -487,11 +502,12 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_fidelity)
 
-    p = sub.add_parser("calibrate", help="a dataset's Unregistered metrics next to the paper's (calibration check)")
+    p = sub.add_parser("calibrate", help="a dataset's Unregistered and perfect-registration rows next to their "
+                                         "bands (calibration check, validation split by default)")
     p.add_argument("dataset", help="a prepared dataset directory, or a dataset name of the config")
     p.add_argument("--configfile", default="config/config.yaml", help="config that defines the dataset name")
     p.add_argument("--reference", help="the paper's benchmark (fire-reg-256, orpam-temporal-26k, orpam-4k)")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--split", default="val", choices=["train", "val", "test"])
     p.set_defaults(func=cmd_calibrate)
     return parser
 

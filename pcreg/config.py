@@ -78,7 +78,37 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
         for ds in spec.get("datasets", []):
             if ds not in config["datasets"]:
                 raise UserError(f"config error at methods.{run_id}.datasets: unknown dataset {ds!r}")
+    config["methods"] = expand_seeds(config["methods"])
     return config
+
+
+def seed_run_id(run_id: str, k: int) -> str:
+    """The id of training seed ``k`` (>= 1) of run ``run_id``; seed 0 keeps the run's own id."""
+    return f"{run_id}.seed{k}"
+
+
+def expand_seeds(methods: dict[str, Any]) -> dict[str, Any]:
+    """Runs with ``seeds: N`` > 1 followed by ``N - 1`` copies ``<id>.seed<k>`` (``seed_offset`` k, ``seed_of``
+    the run id): each trains from its own seed (config seed + k) and keeps its outputs in its own folder. The run
+    itself is seed 0: its registered outputs and pairs.csv are the row's in every table but the ablation table,
+    which reports the mean ± sd over all seeds. Idempotent (already expanded copies are kept as they are)."""
+    out: dict[str, Any] = {}
+    for run_id, spec in methods.items():
+        out[run_id] = spec
+        if spec.get("seed_of"):
+            continue
+        spec.setdefault("seed_offset", 0)
+        for k in range(1, int(spec.get("seeds", 1))):
+            sid = seed_run_id(run_id, k)
+            if sid in methods:
+                continue
+            copy_spec = copy.deepcopy(spec)
+            copy_spec.update(seeds=1, seed_offset=k, seed_of=run_id)
+            if spec.get("seed_datasets"):  # the further seeds only where they are reported
+                copy_spec["datasets"] = list(spec["seed_datasets"])
+            copy_spec.pop("seed_datasets", None)
+            out[sid] = copy_spec
+    return out
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

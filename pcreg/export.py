@@ -3,7 +3,7 @@
 Layout of ``<out_dir>`` (documented for users in docs/EXTERNAL.md)::
 
     README.md, export.json         what is here, the conventions, the pair lists
-    <split>/pairs.csv              pair_id, index, category, sequence, frame   (split = test, train, val)
+    <split>/pairs.csv              pair_id, index, category, sequence, frame, cluster (split = test, train, val)
     <split>/moving/<pair_id>.npy   float32 (H, W) in [0, 1]: the exact arrays the suite scores
     <split>/moving/<pair_id>.png   the same as 16-bit grey PNG (round(65535 * value))
     <split>/fixed/<pair_id>.{npy,png}
@@ -133,7 +133,7 @@ def export_dataset(data_root: Path, out_dir: Path, *, splits: tuple[str, ...] = 
         counts[split] = len(pairs)
         folder = tmp / split
         folder.mkdir()
-        pairs.manifest[["pair_id", "index", "category", "sequence", "frame"]].to_csv(folder / "pairs.csv",
+        pairs.manifest[["pair_id", "index", "category", "sequence", "frame", "cluster"]].to_csv(folder / "pairs.csv",
                                                                                      index=False)
         for i, pair_id in enumerate(pairs.pair_ids):
             _write_pair_images(folder, pair_id, *pairs.pair(i))

@@ -42,7 +42,7 @@ class FixedCopier(Method):
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("fundus") / "d"
     module = get_dataset_type("synthetic-fundus")
-    params = validate_params(module, {"image_size": 32, "crop_px": 48, "pairs": {"train": 1, "val": 1, "test": 7}},
+    params = validate_params(module, {"image_size": 32, "pairs": {"train": 1, "val": 1, "test": 7}},
                              "t")
     module.prepare(root, "fundus", params, 0)
     return root

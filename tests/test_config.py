@@ -98,3 +98,48 @@ def test_device_cuda_without_cuda_is_caught_by_validate_config(tmp_path, monkeyp
 
     with pytest.raises(UserError, match="config error at device: 'cuda'"):
         resolve_device("cuda")
+
+
+def test_seeds_expand_into_runs_with_their_own_seed_and_folder():
+    from pcreg.config import expand_seeds, validate_config
+    from pcreg.methods.runner import run_seed
+
+    base = yaml.safe_load(Path("config/smoke.yaml").read_text())
+    base["methods"] = {"identity": {"group": "reference"},
+                       "abl": {"method": "pcreg_net", "group": "ablation", "seeds": 3,
+                               "seed_datasets": [next(iter(base["datasets"]))], "params": {"epochs": 1}}}
+    cfg = validate_config(base)
+    assert list(cfg["methods"]) == ["identity", "abl", "abl.seed1", "abl.seed2"]
+    assert [cfg["methods"][r]["seed_offset"] for r in ("abl", "abl.seed1", "abl.seed2")] == [0, 1, 2]
+    assert cfg["methods"]["abl.seed2"]["seed_of"] == "abl" and not cfg["methods"]["abl"].get("seed_of")
+    assert cfg["methods"]["abl.seed1"]["datasets"] == [next(iter(base["datasets"]))]
+    assert [run_seed(cfg["methods"][r], 5) for r in ("abl", "abl.seed1", "abl.seed2")] == [5, 6, 7]
+    assert list(expand_seeds(cfg["methods"])) == list(cfg["methods"])  # idempotent
+
+
+def test_paper_config_runs_fixed_epochs_with_the_default_ablation_labels():
+    from pcreg.config import load_config
+    from pcreg.methods.registry import get_method_class
+
+    paper, default = load_config("config/paper.yaml"), load_config("config/config.yaml")
+    assert "reconciles" not in Path("config/paper.yaml").read_text()
+    for run_id, spec in paper["methods"].items():
+        if get_method_class(spec["method"]).is_trainable():
+            assert spec["params"]["patience"] == 0, run_id  # the paper's epoch counts, no early stopping
+            assert spec["params"]["epochs"] == (20 if spec["group"] == "ablation" else 100), run_id
+        if spec["group"] == "ablation" and run_id in default["methods"]:
+            assert spec["label"] == default["methods"][run_id]["label"], run_id
+            assert spec.get("seeds", 1) >= 3 or spec.get("seed_of"), run_id
+
+
+def test_default_config_reports_fair_starts_pre_alignment_and_seeded_ablations():
+    from pcreg.config import load_config
+
+    cfg = load_config("config/config.yaml")["methods"]
+    assert cfg["ants_affine"]["label"] == "ANTs affine"
+    assert cfg["syn_sift_init"]["method"] == "syn" and cfg["syn_sift_init"]["params"]["init"] != "none"
+    assert cfg["syn"]["params"]["init"] == "none"  # the published configuration stays its own row
+    for run_id, spec in cfg.items():
+        assert "GT-field sup." not in spec["label"], run_id  # computed from what training did, never typed
+        if spec["group"] == "ablation" and not spec.get("seed_of"):
+            assert spec["seeds"] >= 3, run_id

@@ -2,12 +2,14 @@
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from pcreg.config import validate_params
 from pcreg.datasets import PreparedDataset, get_dataset_type
-from pcreg.datasets.synthetic_fundus import SPLIT_QUADRANTS, load_source, make_pair
+from pcreg.datasets.fundus_geometry import homography_field, intrinsics, non_affine_residual, overlap, rotation
+from pcreg.datasets.synthetic_fundus import make_pair, original_scale
 from pcreg.datasets.synthetic_orpam import _invert_shift
-from pcreg.metrics import ncc, tre
+from pcreg.metrics import ncc, recoverable_mask, ssim_gaussian, tre
 from pcreg.warp import map_points, warp_image
 
 
@@ -17,45 +19,64 @@ def _prepare(tmp_path, type_name, params, seed=0, name="ds"):
     return PreparedDataset(tmp_path / name)
 
 
-FUNDUS = {"image_size": 48, "crop_px": 64, "pairs": {"train": 4, "val": 2, "test": 6}}
+FUNDUS = {"image_size": 48, "pairs": {"train": 4, "val": 2, "test": 6}}
 ORPAM = {"height": 40, "width": 32, "sequences": {"train": 1, "val": 1, "test": 2}, "frames": 3}
 
 
 def test_fundus_ground_truth_is_exact_without_appearance_change():
     rng = np.random.default_rng(1)
     for category in "SPA":
-        p = make_pair(rng, category, image_size=64, crop_px=96, quadrants=SPLIT_QUADRANTS["test"], appearance=False)
+        p = make_pair(rng, category, image_size=64, appearance=False)
         warped = warp_image(p["moving"], p["field"])
-        inner = (slice(8, -8), slice(8, -8))
-        # Fixed and warped moving sample the same source points (bilinear of a bilinear sample: small error).
+        # where the correspondence lies inside the moving image (away from its border)
+        inner = recoverable_mask(p["field"]) & (ndimage.binary_erosion(np.ones((64, 64), bool), iterations=3))
+        # fixed and warped moving sample the same scene points (bilinear of a sub-pixel average: small error)
         assert np.abs(warped - p["fixed"])[inner].mean() < 0.01
         assert ncc(warped[inner], p["fixed"][inner]) > 0.98
         assert tre(p["field"], p["fixed_xy"], p["moving_xy"]) < 1e-3
         np.testing.assert_allclose(map_points(p["field"], p["fixed_xy"]), p["moving_xy"])
 
 
-def test_fundus_categories_differ_in_displacement():
+def test_fundus_ground_truth_beats_nearby_fields():
+    """The ground-truth warp aligns better than the same field shifted by a pixel (the geometry is right): SSIM,
+    which sees the fine structure that a pixel of misalignment destroys."""
+    rng = np.random.default_rng(4)
+    p = make_pair(rng, "S", image_size=96)
+    base = ssim_gaussian(warp_image(p["moving"], p["field"]), p["fixed"])
+    for d in ((1, 0), (0, 1), (-1, 0), (0, -1)):
+        shifted = p["field"] + np.array(d, np.float32)[:, None, None]
+        assert ssim_gaussian(warp_image(p["moving"], shifted), p["fixed"]) < base - 0.05
+
+
+def test_fundus_categories_follow_fires_overlap_definitions():
+    """S and A: overlap > 75 %; P: overlap < 75 % (Hernandez-Matas et al. 2017); the field is not affine."""
     rng = np.random.default_rng(2)
-    mags = {c: np.mean([np.abs(make_pair(rng, c, image_size=64, crop_px=96, quadrants=SPLIT_QUADRANTS["train"])
-                               ["field"]).mean() for _ in range(6)]) for c in "SP"}
-    assert mags["P"] > 2 * mags["S"]
+    for category in "SPA":
+        for _ in range(3):
+            p = make_pair(rng, category, image_size=64)
+            assert (p["overlap"] < 0.75) == (category == "P"), (category, p["overlap"])
+            assert p["overlap"] == pytest.approx(overlap(p["field"]))
+            assert non_affine_residual(p["field"]) > 0.05
 
 
-def test_fundus_splits_use_disjoint_source_regions():
-    rng = np.random.default_rng(3)
-    half = load_source()[0].shape[0] // 2
-    for split, quadrants in SPLIT_QUADRANTS.items():
-        for _ in range(5):
-            p = make_pair(rng, "P", image_size=64, crop_px=96, quadrants=quadrants)
-            r, c = p["source_center"]
-            rad = p["source_radius"]
-            q = (int(r // half), int(c // half))
-            assert q in quadrants, split
-            # the whole footprint stays inside the quadrant
-            assert q[0] * half <= r - rad and r + rad <= (q[0] + 1) * half
-            assert q[1] * half <= c - rad and c + rad <= (q[1] + 1) * half
-    used = [q for qs in SPLIT_QUADRANTS.values() for q in qs]
-    assert len(used) == len(set(used))
+def test_homography_is_a_camera_rotation():
+    """Pure pan of the camera: the map is a homography, about f tan(angle) px of translation at the centre."""
+    K = intrinsics(128)
+    H = K @ rotation(np.radians(5.0), 0.0, 0.0) @ np.linalg.inv(K)
+    field = homography_field(H / H[2, 2], (128, 128))
+    c = 63.5
+    assert field[1, 64, 64] == pytest.approx(K[0, 0] * np.tan(np.radians(5.0)), rel=0.02)
+    assert abs(field[0, 64, 64]) < 0.2
+    # projective: the horizontal displacement differs between the left and right edges (not a translation)
+    assert abs(field[1, int(c), 0] - field[1, int(c), 127]) > 0.5
+
+
+def test_each_pair_is_its_own_eye():
+    rng1, rng2 = np.random.default_rng(9), np.random.default_rng(9)
+    a, b = make_pair(rng1, "S", image_size=48), make_pair(rng2, "S", image_size=48)
+    assert np.array_equal(a["moving"], b["moving"])  # determinism
+    c = make_pair(rng1, "S", image_size=48)
+    assert abs(ncc(a["moving"], c["moving"])) < 0.5  # a new eye, not a new crop of one photograph
 
 
 def test_fundus_dataset_is_deterministic_and_well_formed(tmp_path):
@@ -73,7 +94,10 @@ def test_fundus_dataset_is_deterministic_and_well_formed(tmp_path):
         assert fixed_xy.shape == (10, 2)
         i = ta.pair_ids.index(pid)
         assert tre(np.asarray(ta.field[i]), fixed_xy, moving_xy) < 1e-3
-    assert a.original_scale == pytest.approx(64 / 48)
+    assert a.original_scale == pytest.approx(original_scale(48))
+    assert original_scale(128) == pytest.approx(14.7, abs=0.1)  # a 2912-px, 45-degree photograph
+    # every pair its own eye: one cluster per pair
+    assert ta.manifest["cluster"].nunique() == len(ta)
 
 
 def test_orpam_ground_truth_and_sequences(tmp_path):

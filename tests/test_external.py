@@ -8,6 +8,7 @@ import textwrap
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import ndimage
 
 from pcreg.cli import main
 from pcreg.config import validate_config, validate_params
@@ -23,7 +24,7 @@ from pcreg.specs import write_spec
 from pcreg.warp import identity_grid, shift_field
 
 METRICS = ["ncc", "ssim", "psnr", "tre_px", "tre_orig_px", "epe_px", "folding_pct", "sdlogj", "failed"]
-SMOKE_FUNDUS = {"image_size": 64, "crop_px": 96, "pairs": {"train": 2, "val": 1, "test": 4}}
+SMOKE_FUNDUS = {"image_size": 64, "pairs": {"train": 2, "val": 1, "test": 4}}
 
 
 @pytest.fixture(scope="module")
@@ -306,6 +307,41 @@ def test_precomputed_is_audited_on_the_exported_audit_inputs(fundus, tmp_path):
     pd.testing.assert_frame_equal(full, inside)
 
 
+def test_precomputed_is_audited_on_a_clustered_dataset_with_16_pairs(tmp_path):
+    """The export and the audit draw donors from one pool (other clusters): every exported "other pair" input is
+    the one the audit asks for, on 16 audited pairs of a dataset whose clusters repeat and whose sequence is empty
+    (FIRE-Reg-256's patches of one photograph pair; the case where a donor pool by sequence broke the lookup)."""
+    from pcreg.datasets.format import DatasetWriter
+    from pcreg.evaluation import audit
+    from pcreg.evaluation.audit_inputs import DONOR_GROUP, audit_cases
+    from pcreg.evaluation.audit_run import audit_run
+
+    data, rng, shape = tmp_path / "clustered", np.random.default_rng(0), (32, 32)
+    with DatasetWriter(data, name="clustered", dataset_type="test", image_shape=shape,
+                       split_sizes={"test": 20}, has_field=False) as writer:
+        for i in range(20):
+            img = ndimage.gaussian_filter(rng.random(shape), 2).astype(np.float32)
+            img = (img - img.min()) / (img.max() - img.min())
+            writer.add("test", f"p{i:02d}", img, np.roll(img, 1, axis=1), cluster=f"c{i // 4}")
+    test = PreparedDataset(data).split("test")
+    idx = audit.select_pairs(len(test), 16, 0)
+    clusters = [str(test.manifest.at[int(i), "cluster"]) for i in idx]
+    assert DONOR_GROUP == "cluster" and len(set(clusters)) < len(clusters)  # clusters repeat: the case that broke
+    cases = [c for c in audit_cases(data, 16, 0) if c.condition == "shuffled"]
+    donors = audit.derangement(16, 0, clusters)
+    assert any(clusters[donors[k]] != clusters[k] for k in range(16))
+    for k, case in enumerate(cases):  # the donor is the audit's donor, from another cluster
+        assert np.array_equal(case.moving, np.asarray(test.moving[int(idx[donors[k]])], np.float32))
+        assert clusters[donors[k]] != clusters[k]
+    export = export_dataset(data, tmp_path / "export", splits=("test",), audit_pairs=16, seed=0)
+    assert "cluster" in pd.read_csv(export / "test" / "pairs.csv").columns
+    _run_outside(export, tmp_path / "id", "identity", ".npy", audit=True)
+    spec = {"id": "ext", "method": "precomputed", "params": {"path": str(tmp_path / "id")}}
+    df = pd.read_csv(audit_run(data, spec, tmp_path / "ext.csv", n_pairs=16, seed=0))
+    assert df["pair_id"].nunique() == 16
+    assert df["ncc"].notna().all()  # every condition found its exported input: none unscored
+
+
 def test_export_leaves_out_landmarks_a_dataset_type_does_not_allow(fundus, tmp_path, monkeypatch):
     module = get_dataset_type("synthetic-fundus")
     monkeypatch.setattr(module, "EXPORT_LANDMARKS", False, raising=False)
@@ -347,7 +383,7 @@ def test_workflow_gives_an_external_trainable_method_the_fit_and_gpu_rules(tmp_p
     cfg.write_text(textwrap.dedent("""
         device: cuda
         shards: 3
-        datasets: {fundus: {type: synthetic-fundus, params: {image_size: 32, crop_px: 48}}}
+        datasets: {fundus: {type: synthetic-fundus, params: {image_size: 32}}}
         methods: {mine: {method: "ext_learner:Learner", group: deep, params: {epochs: 2}}}
     """))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}

@@ -49,25 +49,68 @@ def test_contrast_is_mask_minus_ring_and_ignores_offsets():
 
 def test_ground_truth_warp_keeps_and_does_not_invent():
     moving, fixed, gt, lm, lf, kinds = _handmade()
-    out = pair_fidelity(warp_image(moving, gt), moving, fixed, gt, lm, lf, kinds)
+    out = pair_fidelity(warp_image(moving, gt), moving, fixed, gt, lm, lf, kinds, field=gt)
     assert out["kept"] == pytest.approx(1.0, abs=1e-6)  # the reference is the GT warp itself
+    assert out["placement_px"] == pytest.approx(0.0, abs=1e-6)
+    searched = pair_fidelity(warp_image(moving, gt), moving, fixed, gt, lm, lf, kinds)  # as an image-only output
+    assert searched["kept"] == pytest.approx(1.0, abs=0.1) and searched["placement_px"] <= 1.0
     assert abs(out["invented"]) < 0.1
 
 
 def test_fixed_copy_oracle_erases_and_invents():
     moving, fixed, gt, lm, lf, kinds = _handmade()
     out = pair_fidelity(fixed, moving, fixed, gt, lm, lf, kinds)
-    assert abs(out["kept"]) < 0.1
+    assert abs(out["kept"]) < 0.2  # the best of 49 shifts over a background without the dot
     assert out["invented"] == pytest.approx(1.0)
 
 
-def test_misplaced_feature_is_not_kept_and_no_field_uses_the_moving_mask():
+def test_blurred_and_median_filtered_fixed_images_are_not_classed_as_keeping_content():
+    from pcreg.reporting.fidelity import FIXED_BLUR, FIXED_MEDIAN, FIXED_ORACLES, KEEPS, verdict
+
+    moving, fixed, gt, lm, lf, kinds = _handmade()
+    for oracle in (FIXED_BLUR, FIXED_MEDIAN):
+        out = pair_fidelity(FIXED_ORACLES[oracle](fixed), moving, fixed, gt, lm, lf, kinds)
+        assert out["kept"] < 0.3, oracle
+        assert verdict(out["kept"], out["invented"]) != KEEPS, oracle
+    gt_warp = pair_fidelity(warp_image(moving, gt), moving, fixed, gt, lm, lf, kinds, field=gt)
+    assert verdict(gt_warp["kept"], gt_warp["invented"]) == KEEPS
+
+
+def test_content_is_scored_where_the_method_put_it_and_placement_separately():
     moving, fixed, gt, lm, lf, kinds = _handmade(shift=(4.0, -5.0))
-    unregistered = pair_fidelity(moving, moving, fixed, gt, lm, lf, kinds)
-    assert unregistered["kept"] < 0.5  # the dot is 6 px from where the ground truth puts it
+    zero = np.zeros_like(gt)
+    # Unregistered (a zero field): the dot is intact, only misplaced by |(4, -5)| = 6.4 px.
+    unregistered = pair_fidelity(moving, moving, fixed, gt, lm, lf, kinds, field=zero)
+    assert unregistered["kept"] == pytest.approx(1.0, abs=0.15)
+    assert unregistered["placement_px"] == pytest.approx(np.hypot(4, 5), abs=0.6)
+    # The same output scored at the ground-truth position (no field, search ±3 px) is not kept: beyond the window.
+    image_only = pair_fidelity(moving, moving, fixed, gt, lm, lf, kinds)
+    assert image_only["kept"] < 0.5
+    # A ground-truth warp shifted by 2 px: kept with its own field and with the search; placement ~2 px.
+    off = gt.copy()
+    off[1] += 2.0
+    shifted = warp_image(moving, off)
+    with_field = pair_fidelity(shifted, moving, fixed, gt, lm, lf, kinds, field=off)
+    searched = pair_fidelity(shifted, moving, fixed, gt, lm, lf, kinds)
+    assert with_field["kept"] == pytest.approx(1.0, abs=0.1) and searched["kept"] == pytest.approx(1.0, abs=0.1)
+    assert with_field["placement_px"] == pytest.approx(2.0, abs=0.5) and searched["placement_px"] == 2.0
     # Without a ground-truth field the reference is the feature's contrast in the moving image itself.
-    no_gt = pair_fidelity(warp_image(moving, gt), moving, fixed, None, lm, lf, kinds)
+    no_gt = pair_fidelity(warp_image(moving, gt), moving, fixed, None, lm, lf, kinds, field=gt)
     assert no_gt["kept"] == pytest.approx(1.0, abs=0.15)
+
+
+def test_a_field_that_squeezes_the_feature_away_erases_it_and_ratios_are_clipped():
+    from pcreg.evaluation.fidelity import RATIO_RANGE
+
+    moving, fixed, gt, lm, lf, kinds = _handmade()
+    # A field that pulls every fixed pixel from one far corner of the moving image: the dot's mask is empty.
+    far = np.zeros_like(gt)
+    far[0], far[1] = -gt.shape[1], -gt.shape[2]
+    assert pair_fidelity(warp_image(moving, far), moving, fixed, gt, lm, lf, kinds, field=far)["kept"] == 0.0
+    boosted = warp_image(moving, gt)
+    boosted = boosted.mean() + 5.0 * (boosted - boosted.mean())  # contrast x5
+    out = pair_fidelity(boosted, moving, fixed, gt, lm, lf, kinds, field=gt)
+    assert out["kept"] == RATIO_RANGE[1]
 
 
 def test_no_features_of_a_kind_gives_nan():
@@ -77,7 +120,7 @@ def test_no_features_of_a_kind_gives_nan():
 
 
 SMALL = {
-    "synthetic-fundus": {"image_size": 64, "crop_px": 96, "pairs": {"train": 1, "val": 1, "test": 4}},
+    "synthetic-fundus": {"image_size": 64, "pairs": {"train": 1, "val": 1, "test": 4}},
     "synthetic-orpam": {"height": 64, "width": 64, "sequences": {"train": 1, "val": 1, "test": 2}, "frames": 2},
 }
 
@@ -109,12 +152,13 @@ def test_synthetic_pairs_carry_masks_consistent_with_the_ground_truth(tmp_path, 
                 assert not (lm == label).any()
         moving, fixed = test.pair(i)
         args = (moving, fixed, gt, lm, lf, kinds)
-        gt_score, copy_score = pair_fidelity(warp_image(moving, gt), *args), pair_fidelity(fixed, *args)
+        gt_score = pair_fidelity(warp_image(moving, gt), *args, field=gt)
+        copy_score = pair_fidelity(fixed, *args)
         kept.append((gt_score["kept"], copy_score["kept"]))
         invented.append((gt_score["invented"], copy_score["invented"]))
     kept, invented = np.nanmean(kept, axis=0), np.nanmean(invented, axis=0)
-    assert kept[0] == pytest.approx(1.0) and invented[0] <= 0.2  # ground-truth warp
-    assert kept[1] <= 0.2 and invented[1] == pytest.approx(1.0)  # fixed-copy oracle
+    assert kept[0] == pytest.approx(1.0, abs=0.03) and invented[0] <= 0.2  # ground-truth warp, its own field
+    assert kept[1] <= 0.3 and invented[1] == pytest.approx(1.0)  # fixed-copy oracle (best of the search)
 
 
 def test_folder_lesion_masks_are_read(tmp_path):
@@ -170,16 +214,23 @@ def test_evaluation_writes_kept_and_invented_and_the_table_and_figure(tmp_path):
                            tmp_path / "identity" / "shard-0.npz", seed=0, threads=1)
     pairs_csv = evaluate_method(ds.root, [shard], tmp_path / "identity")
     pairs = pd.read_csv(pairs_csv)
-    assert {"kept", "invented"} <= set(pairs.columns) and pairs["kept"].notna().all()
+    assert {"kept", "invented", "placement_px"} <= set(pairs.columns) and pairs["kept"].notna().all()
     runs = [Run("identity", "Unregistered", "reference", pairs_csv, method="identity")]
     paths = fidelity_table(ds.root, runs, "ds", tmp_path / "tables" / "fidelity_ds", n_boot=200)
     assert [p.suffix for p in paths] == [".csv", ".md", ".tex", ".html"]
     table = pd.read_csv(paths[0]).set_index("run")
-    assert table.loc["gt_warp", "verdict"] == "registers"
-    assert table.loc["fixed_copy", "verdict"] == "synthesises"
+    assert table.loc["gt_warp", "verdict"] == "keeps content"
+    for oracle in ("fixed_copy", "fixed_blur", "fixed_median"):  # made from the fixed image: must fail
+        assert table.loc[oracle, "verdict"] != "keeps content", oracle
+        assert table.loc[oracle, "kept_at"].startswith("best in")
+    # Unregistered keeps the content (a zero field moves nothing), misplaced by the ground-truth motion.
+    assert table.loc["identity", "kept_mean"] > 0.8 and table.loc["identity", "placement_px_mean"] > 0.5
+    assert table.loc["identity", "kept_at"] == "own field"
     assert table.loc["identity", "kept_ci_low"] <= table.loc["identity", "kept_mean"] <= \
         table.loc["identity", "kept_ci_high"]
-    assert "registers if kept ≥ 0.7" in paths[1].read_text()
+    assert {"kept_median", "invented_median", "placement_px_median", "kept_minus_invented"} <= set(table.columns)
+    md = paths[1].read_text()
+    assert "keeps content if K ≥ 0.5 and K − I ≥ 0.5" in md and "Placement error" in md
     fig = fidelity_figure(ds.root, runs, "ds", Path(figure_path("fidelity", "ds", tmp_path / "figures")))
     assert fig.is_file() and fig.stat().st_size > 1000
 

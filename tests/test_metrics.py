@@ -10,9 +10,9 @@ from pcreg.metrics import ncc, psnr, ssim, ssim_gaussian
 @pytest.fixture
 def pair():
     rng = np.random.default_rng(0)
-    from pcreg.datasets.synthetic_fundus import SPLIT_QUADRANTS, make_pair
+    from pcreg.datasets.synthetic_fundus import make_pair
 
-    p = make_pair(rng, "P", image_size=64, crop_px=96, quadrants=SPLIT_QUADRANTS["test"])
+    p = make_pair(rng, "P", image_size=64)
     return p["moving"], p["fixed"]
 
 

@@ -64,9 +64,32 @@ def test_ablation_table(tmp_path):
     assert labels == ["PCReg-Net", "w/o contrast", "w/o Feature injection", "Single stage only",
                       "w/o Auxiliary loss", "w/o something"]
     assert doc.rows[1][2] == "0.961" and doc.rows[2][1] == "not run"
-    assert doc.rows[0][-1] == "3" and doc.rows[-1][-1] == "—"
+    assert doc.rows[0][-3] == "3" and doc.rows[-1][-3] == "—"
+    assert doc.columns[-2:] == ["Seeds", "Did not learn"] and doc.rows[1][-2] == "1"
     assert data.loc[data["run"] == "pcreg_net_no_contrast", "ncc_paper"].iloc[0] == 0.961
     assert any("20 epochs" in n for n in doc.notes)
+
+
+def test_ablation_rows_are_mean_and_sd_over_training_seeds(tmp_path):
+    from dataclasses import replace
+
+    from helpers.evalfakes import write_run
+
+    runs = standard_runs(tmp_path)
+    base = pd.read_csv(runs[3].pairs_csv)
+    for k, shift in ((1, 0.02), (2, -0.04)):  # two further seeds of "w/o contrast", their test means shifted
+        extra = write_run(tmp_path, f"pcreg_net_no_contrast.seed{k}", "ablation",
+                          {"ncc": base["ncc"].to_numpy() + shift, "ssim": base["ssim"].to_numpy(),
+                           "psnr": base["psnr"].to_numpy()}, label="w/o contrast", trainable=True)
+        runs.append(replace(extra, seed_of="pcreg_net_no_contrast"))
+    data, doc = ablation_table(summarize_runs(runs), runs, "synth", "fire-reg-256", "pcreg_net")
+    labels = [r[0] for r in doc.rows]
+    assert labels.count("w/o contrast") == 1  # the seeds make one row, not three
+    row = next(r for r in doc.rows if r[0] == "w/o contrast")
+    means = [base["ncc"].mean() + d for d in (0.0, 0.02, -0.04)]
+    assert row[1] == f"{np.mean(means):.3f} ± {np.std(means, ddof=1):.3f}" and row[-2] == "3"
+    rec = data[data["run"] == "pcreg_net_no_contrast"].iloc[0]
+    assert rec["n_seeds"] == 3 and rec["ncc_std"] > 0.02
 
 
 @pytest.fixture(scope="module")

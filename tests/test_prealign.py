@@ -64,3 +64,33 @@ def test_prealignment_recovers_an_affine_transform(mode):
     assert np.sqrt((true[inner] ** 2).sum(0)).mean() > 2.0  # the transform is not trivial
     assert pre.fields(t(moving), t(fixed)).shape == (1, 2, 128, 128)
     assert not PreAligner("none").enabled
+
+
+def test_ants_affine_row_is_the_learned_rows_pre_alignment():
+    """The "ANTs affine" row gives, pair for pair, the field the learned rows compose their network with."""
+    from baselines._prealign import PreAligner
+    from pcreg.methods.registry import build_method
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:48, 0:48].astype(np.float32)
+    fixed = (0.5 + 0.3 * np.sin(xx / 5.0) * np.cos(yy / 7.0) + 0.02 * rng.random((48, 48))).astype(np.float32)
+    moving = np.roll(fixed, (2, -3), axis=(0, 1))
+    row = build_method("ants_affine", {}, seed=0)
+    assert row.label == "ANTs affine"
+    field = row.register(moving, fixed).field
+    np.testing.assert_array_equal(field, PreAligner("ants-affine", seed=0).field(moving, fixed))
+    # moving(p) = fixed(p - (2, -3)), so the pull-back field is about (2, -3) inside the image
+    assert abs(np.median(field[0][8:-8, 8:-8]) - 2.0) < 0.5 and abs(np.median(field[1][8:-8, 8:-8]) + 3.0) < 0.5
+
+
+def test_supervision_term_is_the_suites_epe_over_the_recoverable_pixels():
+    from baselines._registration_losses import endpoint_error
+    from pcreg import metrics
+
+    rng = np.random.default_rng(1)
+    gt = np.zeros((2, 2, 24, 24), np.float32)
+    gt[:, 1] = 6.0  # the right 6 columns come from outside the moving image: not recoverable
+    field = gt + rng.normal(0, 1.0, gt.shape).astype(np.float32)
+    ours = float(endpoint_error(torch.from_numpy(field), torch.from_numpy(gt), eps=0.0))
+    suite = np.mean([metrics.epe(field[i], gt[i]) for i in range(2)])  # equal-sized masks: the mean of means
+    assert ours == pytest.approx(suite, rel=1e-5)

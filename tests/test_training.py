@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,7 +87,7 @@ def test_checkpoints_log_and_roundtrip(dataset, tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
     with open(tmp_path / LOG) as fh:
         rows = list(csv.DictReader(fh))
-    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]  # epoch 0: the validation before training
     assert list(rows[0]) == LOG_COLUMNS
     assert all(np.isfinite(float(r["val_psnr"])) for r in rows)
     # best.pt restores exactly the weights of the best epoch; last.pt those of the final epoch.
@@ -329,11 +330,19 @@ def test_plateau_stops_training_and_budget_marks_not_converged(dataset, tmp_path
 
     plateau = Plateau(patience=2, min_delta=0.1)
     assert [plateau.update(s) for s in (0.0, 0.05, 0.5, 0.55, 0.58)] == [False, False, False, False, True]
-    # A huge min_delta: no validation ever improves enough, so the run stops after `patience` more epochs.
+    # A huge min_delta: no validation ever improves enough, so the run stops after `patience` more epochs...
     stopped = train(_model(), _loss_fn, dataset.split("train"), dataset.split("val"), tmp_path / "a",
-                    _config(epochs=10, patience=2, min_delta=10.0))
-    assert stopped.converged and stopped.stop_reason == "plateau" and len(stopped.history) == 3
+                    _config(epochs=10, patience=2, min_delta=10.0, min_steps_fraction=0.0))
+    assert stopped.stop_reason == "plateau" and len(stopped.history) == 3
     assert stopped.selection_metric == "ncc"
+    # ... and a run whose best validation never beats the one before training did not learn: not converged.
+    assert stopped.did_not_learn and not stopped.converged
+    assert stopped.summary()["did_not_learn"] is True and stopped.summary()["converged"] is False
+    # Plateau stopping waits for half the step budget (10 epochs x 2 steps): not before step 10.
+    waited = train(_model(), _loss_fn, dataset.split("train"), dataset.split("val"), tmp_path / "w",
+                   _config(epochs=10, patience=2, min_delta=10.0))
+    assert waited.stop_reason == "plateau" and waited.min_steps == 10 and waited.steps == 10
+    assert len(waited.history) == 5
     # The step budget ends training mid-epoch (batches of 4 over 8 pairs: 2 steps per epoch).
     capped = train(_model(), _loss_fn, dataset.split("train"), dataset.split("val"), tmp_path / "b",
                    _config(epochs=10, patience=5, max_steps=3))
@@ -341,6 +350,33 @@ def test_plateau_stops_training_and_budget_marks_not_converged(dataset, tmp_path
     assert [r["steps"] for r in capped.history] == [2, 3]
     summary = capped.summary()
     assert summary["converged"] is False and summary["steps"] == 3 and summary["stop_reason"] == "max_steps"
+
+
+def test_did_not_learn_rule_compares_the_best_with_the_reference():
+    from pcreg.methods.training import TrainResult, learned
+
+    assert learned("ncc", 0.77, 0.80, 0.02) and not learned("ncc", 0.77, 0.785, 0.02)
+    assert learned("epe", 2.0, 1.9, 0.02) and not learned("epe", 2.0, 1.99, 0.02)  # relative for EPE/loss
+    assert not learned("ncc", float("nan"), float("nan"), 0.02)
+    # The reference is the validation before training; where that is undefined, the first finite one.
+    hist = [{"epoch": 1, "val_ncc": 0.776}, {"epoch": 2, "val_ncc": 0.779}, {"epoch": 3, "val_ncc": 0.781}]
+    flat = TrainResult(hist, 3, (0.781, 0.0), Path("."), stop_reason="plateau", selection_metric="ncc",
+                       initial={"epoch": 0, "val_ncc": float("nan")})
+    assert flat.reference_value == 0.776 and flat.did_not_learn and not flat.converged
+    good = TrainResult(hist, 3, (0.781, 0.0), Path("."), stop_reason="plateau", selection_metric="ncc",
+                       initial={"epoch": 0, "val_ncc": 0.70})
+    assert not good.did_not_learn and good.converged
+    # An image-output run that climbs from a garbage start (NCC -0.37) only to the unregistered level did not learn.
+    climb = [{"epoch": 1, "val_ncc": -0.37}, {"epoch": 2, "val_ncc": 0.776}, {"epoch": 3, "val_ncc": 0.78}]
+    copier = TrainResult(climb, 3, (0.78, 0.0), Path("."), stop_reason="plateau", selection_metric="ncc",
+                         initial={"epoch": 0, "val_ncc": float("nan"), "val_ncc_unregistered": 0.775})
+    assert copier.reference_value == 0.775 and copier.did_not_learn and not copier.converged
+
+
+def test_selection_on_the_loss_never_uses_the_ground_truth(dataset, tmp_path):
+    result = train(_model(), _loss_fn, dataset.split("train"), dataset.split("val"), tmp_path,
+                   _config(epochs=1, selection="loss"))
+    assert result.selection_metric == "loss"
 
 
 def test_cpu_bf16_is_detected_not_assumed(monkeypatch, capsys):

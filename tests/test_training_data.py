@@ -39,7 +39,7 @@ def test_augmented_field_keeps_the_convention(flip_rows, flip_cols, rot90):
     np.testing.assert_array_equal(augment_points(np.array([[7.0, 3.0]]), image.shape, **kw), [[col, row]])
 
 
-FUNDUS = {"image_size": 32, "crop_px": 48, "pairs": {"train": 3, "val": 1, "test": 1}}
+FUNDUS = {"image_size": 32, "pairs": {"train": 3, "val": 1, "test": 1}}
 
 
 def _prepared(tmp_path):

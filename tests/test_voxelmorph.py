@@ -117,6 +117,8 @@ def test_batched_inference_matches_pair_by_pair(tmp_path):
     train, val = write_pairs(tmp_path / "ds", n_train=2, n_val=3)
     m = method(epochs=1)
     m.fit(train, val, tmp_path / "work")
+    # Unsupervised: selected on its own validation loss, never the ground-truth EPE the split offers.
+    assert m.train_summary["selection_metric"] == "loss" and m.train_summary["gt_field_supervision"] is False
     assert m.inference_batch_size == 1  # auto on CPU
     m.params["inference_batch_size"] = 3
     assert m.inference_batch_size == 3

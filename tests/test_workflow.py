@@ -25,7 +25,7 @@ TINY = {
     "figures": {"qualitative_pairs": 1},
     "datasets": {
         "fundus": {"type": "synthetic-fundus", "paper_reference": "fire-reg-256",
-                   "params": {"image_size": 32, "crop_px": 48, "pairs": {"train": 2, "val": 1, "test": 3}}},
+                   "params": {"image_size": 32, "pairs": {"train": 2, "val": 1, "test": 3}}},
         "orpam": {"type": "synthetic-orpam", "paper_reference": "orpam-temporal-26k",
                   "params": {"height": 32, "width": 16, "sequences": {"train": 1, "val": 1, "test": 2},
                              "frames": 2}},
@@ -93,8 +93,12 @@ def test_workflow_end_to_end(tmp_path):
         assert audit.loc["identity", "retained_shuffled"] == pytest.approx(0.0, abs=1e-9)
         # content fidelity: synthetic datasets carry feature masks; the folder example has none
         fidelity = pd.read_csv(table_stem("fidelity", d, res / "tables") + ".csv").set_index("run")
-        assert fidelity.loc["gt_warp", "verdict"] == "registers"
+        assert fidelity.loc["gt_warp", "verdict"] == "keeps content"
         assert fidelity.loc["fixed_copy", "verdict"] == "synthesises"
+        # The blurred / median-filtered oracles are rows; whether they fail is checked at realistic sizes
+        # (tests/test_fidelity.py, 64 px and up): at this test's 32 px the ±3 px search is fooled (docs/DATASETS.md).
+        assert {"fixed_blur", "fixed_median"} <= set(fidelity.index)
+        assert fidelity["placement_px_mean"].notna().any()
         assert Path(figure_path("fidelity", d, res / "figures")).stat().st_size > 5000
         assert pd.read_csv(res / d / "identity" / "pairs.csv")["kept"].notna().any()
     assert not Path(table_stem("fidelity", "pairs", res / "tables") + ".csv").exists()

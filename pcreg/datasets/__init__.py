@@ -20,7 +20,8 @@ __all__ = ["DATASETS", "available_dataset_types", "DatasetWriter", "PairSplit", 
 
 REQUIRED = ("TYPE", "PARAMS_SCHEMA", "prepare")  #: what a dataset type module must define
 #: Public modules of pcreg/datasets that are helpers, not dataset types.
-NOT_TYPES = frozenset({"format", "download", "deformation", "acquisition", "lesions", "source_files"})
+NOT_TYPES = frozenset({"format", "download", "acquisition", "lesions", "source_files", "retina_model",
+                       "fundus_geometry"})
 
 
 def _check(obj: Any) -> str | None:

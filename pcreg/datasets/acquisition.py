@@ -1,7 +1,7 @@
 """Camera and scanner models shared by the synthetic datasets: what happens between the scene and the file.
 
-The synthetic datasets render a *scene* (a region of a fundus photograph, a
-vessel map) through the ground-truth geometry, then pass each image through an
+The synthetic datasets render a *scene* (a procedural retina, a vessel map)
+through the ground-truth geometry, then pass each image through an
 acquisition model drawn independently for the moving and the fixed image. The
 acquisition acts in *image* coordinates (vignetting, illumination, blur, noise,
 compression belong to the camera, not to the tissue), so it never changes the
@@ -60,14 +60,17 @@ def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
 
 
 def fundus_camera(scene: np.ndarray, rng: np.random.Generator, settings: dict[str, float]) -> np.ndarray:
-    """One fundus photograph of ``scene`` (reflectance in [0, 1]): gain and exposure, vignetting, illumination, gamma,
-    defocus blur, shot + read noise, JPEG. ``settings`` gives each effect's maximum strength (see
-    :data:`pcreg.datasets.synthetic_fundus.CATEGORY_SETTINGS`)."""
+    """One fundus photograph of ``scene`` (reflectance in [0, 1]): gain and exposure, vignetting, a smooth
+    illumination field (strength drawn in [0.5, 1] x ``illumination``: every visit is lit differently), gamma, an
+    additive veil of stray light (``haze``, optional), defocus blur, shot + read noise, JPEG. ``settings`` gives each
+    effect's maximum strength (see :data:`pcreg.datasets.synthetic_fundus.CAMERA`)."""
     s = settings
     out = np.asarray(scene, np.float64) * s["gain"] * rng.uniform(1.0 - s["exposure"], 1.0 + s["exposure"])
     out = out * vignetting(out.shape, rng, s["vignetting"], s["vignetting_jitter"])
-    out = out * smooth_gain(out.shape, rng, rng.uniform(0, s["illumination"]))
+    out = out * smooth_gain(out.shape, rng, rng.uniform(0.5, 1.0) * s["illumination"])
     out = np.clip(out, 0, None) ** np.exp(rng.uniform(-s["gamma"], s["gamma"]))
+    if s.get("haze", 0.0) > 0:  # stray light / flare: a smooth additive veil of random strength
+        out = out + rng.uniform(0, s["haze"]) * smooth_gain(out.shape, rng, 1.0).clip(0, None)
     sigma = rng.uniform(0, s["blur_sigma"])
     if sigma > 0:
         out = ndimage.gaussian_filter(out, sigma)

@@ -47,6 +47,9 @@ TYPE = "synthetic-orpam"
 #: Pairs carry content-fidelity feature masks (workflow/rules/fidelity.smk builds their table and figure).
 LESIONS = True
 
+#: Every pair has a ground-truth field: the workflow adds the perfect-registration reference (``ground_truth``).
+GROUND_TRUTH_FIELD = True
+
 PARAMS_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
@@ -59,16 +62,16 @@ PARAMS_SCHEMA = {
             "type": "object", "additionalProperties": False, "default": {},
             "description": "Number of temporal sequences (distinct vessel maps) per split.",
             "properties": {
-                "train": {"type": "integer", "minimum": 1, "default": 6},
-                "val": {"type": "integer", "minimum": 1, "default": 2},
-                "test": {"type": "integer", "minimum": 1, "default": 3},
+                "train": {"type": "integer", "minimum": 1, "default": 24},
+                "val": {"type": "integer", "minimum": 1, "default": 12},
+                "test": {"type": "integer", "minimum": 1, "default": 30},
             },
         },
-        "frames": {"type": "integer", "minimum": 2, "maximum": 1000, "default": 8,
+        "frames": {"type": "integer", "minimum": 2, "maximum": 1000, "default": 2,
                    "description": "Frames per sequence (each frame is one pair)."},
-        "max_misalignment_px": {"type": "number", "minimum": 0, "maximum": 10, "default": 8.0,
+        "max_misalignment_px": {"type": "number", "minimum": 0, "maximum": 10, "default": 10.0,
                                 "description": "Largest backward-sweep displacement |delta(y)| in pixels."},
-        "vessels": {"type": "integer", "minimum": 1, "maximum": 100, "default": 13,
+        "vessels": {"type": "integer", "minimum": 1, "maximum": 100, "default": 9,
                     "description": "Vessel segments per map (branches included)."},
         "features": FEATURES_SCHEMA,
     },
@@ -79,18 +82,23 @@ PARAMS_SCHEMA = {
 #: that the default configuration's Unregistered row matches the paper's OR-PAM-Reg-Temporal-26K one
 #: (``python -m pcreg calibrate``; docs/DATASETS.md).
 SCANNER: dict[str, tuple[float, float] | float] = {
-    "trunk_radius": (0.4, 0.9),      # Gaussian cross-section sigma of trunks (thin: a few um at OR-PAM's pitch)
-    "branch_radius": (0.3, 0.6),     # ... and of branches (capillaries, at or below the line pitch)
-    "amplitude": (0.25, 0.65),       # peak signal of a vessel
+    # Gaussian cross-section sigma of trunks and branches, >= 1.1 raster columns: the thinnest vessels are about
+    # 2.6 line spacings wide (FWHM), so the forward and the backward sweep image the same vessels
+    "trunk_radius": (1.3, 1.9),
+    "branch_radius": (1.1, 1.4),
+    "trunk_angle": 0.3,              # largest angle of a trunk to the slow axis (radians)
+    "branch_angle": (0.3, 0.7),      # angle between a branch and its parent (radians)
+    "amplitude": (0.25, 0.5),        # peak signal of a vessel
     "background": 0.04,              # tissue background signal
     "backward_gain": (0.75, 0.9),    # backward sweep's gain relative to the forward sweep
     "backward_offset": (0.0, 0.025),  # ... and its offset
-    "forward_noise": 0.005,          # noise std of the forward (fixed) sweep
-    "backward_noise": 0.009,         # ... and of the backward (moving) sweep
+    "forward_noise": 0.003,          # noise std of the forward (fixed) sweep
+    "backward_noise": 0.005,         # ... and of the backward (moving) sweep
     "line_jitter_px": 1.0,           # std of the line-to-line lag jitter
+    "lag_base": (0.6, 0.9),         # constant lag (trigger delay) as a fraction of max_misalignment_px
     "segment_length": (10.0, 18.0),  # content-fidelity vessel segments: length,
     "segment_radius": (0.9, 1.3),    # ... cross-section sigma
-    "segment_amplitude": (0.4, 0.6),  # ... and peak signal
+    "segment_amplitude": (0.25, 0.4),  # ... and peak signal
 }
 
 
@@ -102,13 +110,14 @@ def render_vessel_layers(shape: tuple[int, int], n_vessels: int, rng: np.random.
     for k in range(n_vessels):
         if trunk_points and rng.random() < 0.6:  # a branch leaving an existing vessel
             y, x, heading = trunk_points[rng.integers(len(trunk_points))]
-            heading += rng.choice([-1, 1]) * rng.uniform(0.4, 1.1)
+            heading += rng.choice([-1, 1]) * rng.uniform(*SCANNER["branch_angle"])
             radius = rng.uniform(*SCANNER["branch_radius"])
-        else:  # a trunk entering from the left or the top
+        else:  # a trunk entering from the left or the right, across the fast axis within ``trunk_angle``
+            spread = SCANNER["trunk_angle"]
             if rng.random() < 0.5:
-                y, x, heading = rng.uniform(0, h), 0.0, rng.uniform(-0.6, 0.6)
+                y, x, heading = rng.uniform(0, h), 0.0, rng.uniform(-spread, spread)
             else:
-                y, x, heading = 0.0, rng.uniform(0, w), np.pi / 2 + rng.uniform(-0.6, 0.6)
+                y, x, heading = rng.uniform(0, h), w - 1.0, np.pi + rng.uniform(-spread, spread)
             radius = rng.uniform(*SCANNER["trunk_radius"])
         length = int(rng.uniform(0.4, 1.2) * (h + w))
         turn = ndimage.gaussian_filter1d(rng.normal(0, 0.12, size=length), 8)
@@ -138,7 +147,7 @@ def scan_lag(h: int, w: int, max_px: float, jitter_px: float, rng: np.random.Gen
     before the first backward line is defined.
     """
     y = np.arange(h, dtype=np.float64)
-    base = rng.uniform(0.35, 0.65) * max_px * rng.choice([-1, 1])
+    base = rng.uniform(*SCANNER["lag_base"]) * max_px * rng.choice([-1, 1])
     period = rng.uniform(0.7, 2.0) * h
     wave = rng.uniform(0.15, 0.35) * max_px * np.sin(2 * np.pi * y / period + rng.uniform(0, 2 * np.pi))
     jitter = ndimage.gaussian_filter1d(rng.normal(0.0, 1.0, size=w + 1), 1.0)

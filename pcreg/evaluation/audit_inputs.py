@@ -14,6 +14,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,12 +36,24 @@ class AuditCase:
     fixed: np.ndarray
 
 
-def audit_cases(data_root: Path, n_pairs: int | None, seed: int, blank: str = "mean") -> Iterator[AuditCase]:
-    """Every input :func:`pcreg.evaluation.audit.audit_pairs` gives a method in the workflow's audit, in its order."""
+#: The manifest column that defines the donor pool: a donor never comes from the audited pair's own
+#: ``cluster`` (the independent unit: no shared source region, sequence or photograph). The one definition,
+#: used by the audit in the workflow, the export of the audit inputs and the methods that read them.
+DONOR_GROUP = "cluster"
+
+
+def audited_subset(data_root: Path, n_pairs: int | None, seed: int) -> tuple[Any, np.ndarray, list[str]]:
+    """The test split, the indices of the audited pairs and each one's donor group (:data:`DONOR_GROUP`)."""
     test = PreparedDataset(data_root).split("test")
     idx = audit.select_pairs(len(test), n_pairs, seed)
-    sequences = [str(test.manifest.at[int(i), "sequence"]) for i in idx]
-    donors = audit.derangement(len(idx), seed, sequences)
+    groups = [str(test.manifest.at[int(i), DONOR_GROUP]) for i in idx]
+    return test, idx, groups
+
+
+def audit_cases(data_root: Path, n_pairs: int | None, seed: int, blank: str = "mean") -> Iterator[AuditCase]:
+    """Every input :func:`pcreg.evaluation.audit.audit_pairs` gives a method in the workflow's audit, in its order."""
+    test, idx, groups = audited_subset(data_root, n_pairs, seed)
+    donors = audit.derangement(len(idx), seed, groups)
     for k, i in enumerate(idx):
         pair_id = test.pair_ids[int(i)]
         moving, fixed = test.pair(int(i))

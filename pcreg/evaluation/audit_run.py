@@ -20,17 +20,16 @@ import pandas as pd
 from pcreg.datasets.format import PreparedDataset
 from pcreg.errors import disk_full_is_one_line
 from pcreg.evaluation import audit
+from pcreg.evaluation.audit_inputs import audited_subset
 
 
 def _subset(data_root: Path, n_pairs: int | None, seed: int
             ) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     """Audited test pairs: moving, fixed, pair ids and clusters (donors come from other clusters: no shared
     source region, sequence or photograph with the fixed image)."""
-    test = PreparedDataset(data_root).split("test")
-    idx = audit.select_pairs(len(test), n_pairs, seed)
+    test, idx, clusters = audited_subset(data_root, n_pairs, seed)
     moving = np.stack([np.asarray(test.moving[i], np.float32) for i in idx])
     fixed = np.stack([np.asarray(test.fixed[i], np.float32) for i in idx])
-    clusters = [str(test.manifest.at[int(i), "cluster"]) for i in idx]
     return moving, fixed, [test.pair_ids[i] for i in idx], clusters
 
 

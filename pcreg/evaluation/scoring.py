@@ -13,8 +13,9 @@ Writes, in the method's result directory:
   moving landmarks into the fixed image (SuperRetina's); ``*_median``/``*_max``
   are the per-pair median / largest point error at the original resolution
   (FIRE's inaccurate rule). ``epe_px`` averages over pixels whose ground-truth
-  source lies inside the moving image; ``kept`` and ``invented``
-  (:mod:`pcreg.evaluation.fidelity`) only where the dataset has content-fidelity masks;
+  source lies inside the moving image; ``kept``, ``invented`` and ``placement_px``
+  (:mod:`pcreg.evaluation.fidelity`; a field method's features are scored where its own field puts them)
+  only where the dataset has content-fidelity masks;
 - ``registered.npy``: the registered test images ``(N, H, W)`` float32, in manifest order;
 - ``fields.npy``: the displacement fields ``(N, 2, H, W)`` float32 (field methods only).
 
@@ -50,7 +51,7 @@ PAIR_COLUMNS = [
     "pair_id", "category", "cluster", "n_landmarks", "ncc", "ssim", "ssim_uniform7", "psnr",
     "tre_px", "tre_orig_px", "tre_orig_median_px", "tre_orig_max_px",
     "tre_m2f_orig_px", "tre_m2f_orig_median_px", "tre_m2f_orig_max_px",
-    "epe_px", "folding_pct", "sdlogj", "kept", "invented", "runtime_s", "failed", "reason",
+    "epe_px", "folding_pct", "sdlogj", "kept", "invented", "placement_px", "runtime_s", "failed", "reason",
 ]
 
 #: Pairs scored (and held in memory) at once.
@@ -182,7 +183,7 @@ def evaluate_method(data_root: Path, shard_files: Iterable[Path], out_dir: Path,
                 if moving is not None:
                     row.update(pair_fidelity(registered[k], moving[k], fixed[k], None if gt is None else gt[k],
                                              pairs.lesions_moving[i], pairs.lesions_fixed[i],
-                                             pairs.lesion_kinds[pid]))
+                                             pairs.lesion_kinds[pid], None if fields is None else fields[k]))
                 row.update(runtime_s=index.runtime_s[i], failed=bool(index.failed[i]), reason=index.reason[i])
                 rows.append(row)
             writers[0].write(registered)

@@ -161,6 +161,19 @@ def paired_wilcoxon(a: Sequence[float], b: Sequence[float], min_pairs: int = MIN
     return float(sps.wilcoxon(d, zero_method="wilcox", alternative="two-sided").pvalue)
 
 
+def smallest_wilcoxon_p(n_units: int) -> float:
+    """The smallest two-sided exact Wilcoxon signed-rank p-value with ``n_units`` non-zero differences:
+    ``2 / 2**n`` (every difference of one sign)."""
+    return 2.0 / 2.0 ** max(int(n_units), 0)
+
+
+def can_reach_significance(n_units: int, family_size: int, alpha: float = 0.05) -> bool:
+    """Whether a paired test on ``n_units`` units can be significant at ``alpha`` after Holm over ``family_size``
+    tests: the smallest possible adjusted p-value is ``family_size * 2 / 2**n_units``. Where it cannot, the
+    comparison is descriptive only, whatever the data."""
+    return smallest_wilcoxon_p(n_units) * max(int(family_size), 1) < alpha
+
+
 def holm(pvalues: Sequence[float]) -> np.ndarray:
     """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1).
 
@@ -209,6 +222,7 @@ def wilcoxon_vs_reference(
     pair_col: str = "pair_id",
     family_cols: Sequence[str] = ("dataset",),
     cluster_col: str | None = None,
+    alpha: float = 0.05,
 ) -> pd.DataFrame:
     """Paired Wilcoxon test of every method against ``reference`` on every metric, Holm-corrected.
 
@@ -219,7 +233,10 @@ def wilcoxon_vs_reference(
     default one dataset), so the family-wise error rate holds per results table.
     Returns rows with ``n_pairs`` (paired values), ``n_units`` (values tested:
     clusters, or pairs), ``median_diff`` (method - reference, over the tested
-    values), ``p`` and ``p_holm``.
+    values), ``p``, ``p_holm`` and ``descriptive_only``: True where even the
+    smallest possible p-value on that many units, times the Holm family size,
+    is not below ``alpha`` (:func:`can_reach_significance`), so the test cannot
+    show a difference whatever the data.
     """
     family_cols = [c for c in family_cols if c in df.columns]
     groups = df.groupby(family_cols, sort=False) if family_cols else [((), df)]
@@ -257,6 +274,9 @@ def wilcoxon_vs_reference(
         if rows:
             fam_df = pd.DataFrame(rows)
             fam_df["p_holm"] = holm(fam_df["p"].to_numpy())
+            m = int(fam_df["p"].notna().sum())
+            fam_df["descriptive_only"] = [not can_reach_significance(k, m, alpha) for k in fam_df["n_units"]]
             out.append(fam_df)
-    cols = [*family_cols, method_col, "reference", "metric", "n_pairs", "n_units", "median_diff", "p", "p_holm"]
+    cols = [*family_cols, method_col, "reference", "metric", "n_pairs", "n_units", "median_diff", "p", "p_holm",
+            "descriptive_only"]
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=cols)

@@ -13,7 +13,9 @@ routine, so the image and the field cannot disagree.
 
 A method that needs to know which pair it registers (e.g. ``precomputed``,
 which reads outputs made elsewhere) sets ``wants_pair_ids = True``; its
-``register`` is then called with the keyword ``pair_id``.
+``register`` is then called with the keyword ``pair_id``. The perfect-registration
+reference (``ground_truth``) also sets ``needs_ground_truth = True``: it is given
+the split's ground-truth fields before it registers.
 
 Heavy libraries (torch, SimpleITK, ANTs) are imported inside methods, not at
 module import, so that the workflow can inspect methods cheaply; import them in
@@ -80,6 +82,9 @@ class Method:
     PARAMS_SCHEMA: ClassVar[dict[str, Any]] = {"type": "object", "properties": {}, "additionalProperties": False}
     #: True if ``register`` takes the keyword ``pair_id`` (the pair's id in the dataset manifest).
     wants_pair_ids: ClassVar[bool] = False
+    #: True for references that read the dataset's ground-truth field (``ground_truth``): the shard runner calls
+    #: ``bind_ground_truth(split)`` before registering, and the workflow runs them only on datasets with fields.
+    needs_ground_truth: ClassVar[bool] = False
 
     def __init__(self, params: dict[str, Any] | None = None, *, seed: int = 0, threads: int = 1, device: str = "cpu"):
         self.params = dict(params or {})

@@ -52,6 +52,17 @@ TRAINING_PARAMS_SCHEMA: dict[str, dict[str, Any]] = {
     "min_delta": {"type": "number", "minimum": 0, "default": 0.001,
                   "description": "Minimum improvement that resets patience, in units of the selection metric "
                                  "(px for EPE/TRE, NCC units for NCC; see pcreg.methods.validation)."},
+    "min_steps_fraction": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.5,
+                           "description": "Plateau stopping only after this fraction of the step budget (max_steps, "
+                                          "else epochs x batches per epoch)."},
+    "learn_min_gain": {"type": "number", "minimum": 0, "default": 0.02,
+                       "description": "A run whose best validation value beats the validation before training by "
+                                      "less than this (absolute for NCC, relative for EPE/TRE/loss) is marked "
+                                      "did_not_learn (and not converged)."},
+    "selection": {"enum": ["auto", "loss"], "default": "auto",
+                  "description": "Model selection and plateau metric: auto = EPE with ground-truth fields, else TRE, "
+                                 "else the loss (field methods) or NCC (image methods); loss = the method's own "
+                                 "validation loss, never the ground truth."},
     "batch_size": {"type": "integer", "minimum": 1, "default": 8, "description": "Pairs per batch (paper: 8)."},
     "lr": {"type": "number", "exclusiveMinimum": 0, "default": 1e-3, "description": "Adam learning rate."},
     "weight_decay": {"type": "number", "minimum": 0, "default": 1e-5,
@@ -179,12 +190,24 @@ class LearnedMethod(Method):
 
         torch.set_num_threads(max(self.threads, 1))
         model = self.new_model()
+        config = self.train_config()
+        supervised = self.gt_field_supervised(train)
+        if "supervision" in self.params and not supervised:
+            # Unsupervised (or no field to supervise with): select and stop on the method's own validation loss,
+            # never on the ground truth the published method does not see.
+            config.selection = "loss"
         result = run_training(
-            model, self.training_loss, self.training_data(train), val, Path(workdir), self.train_config(),
+            model, self.training_loss, self.training_data(train), val, Path(workdir), config,
             predict_fn=self.predict, fingerprint=training_fingerprint(self.params, self.seed, train, val),
         )
-        self.train_summary = result.summary()
+        self.train_summary = {**result.summary(), "gt_field_supervision": supervised}
         self.load(result.workdir)
+
+    def gt_field_supervised(self, train) -> bool:  # noqa: ANN001 - PairSplit
+        """Whether training batches carry ground-truth fields that the loss uses (a ``supervision`` weight > 0 on a
+        split that stores fields): recorded in model.json, and the only case a label may say "GT-field sup."."""
+        weight = float(self.params.get("supervision", 0.0) or 0.0)
+        return weight > 0 and getattr(train, "field", None) is not None
 
     def training_data(self, train):  # noqa: ANN001, ANN201
         """What to train on for split ``train``: fresh synthetic pairs per epoch and/or augmentation, as the

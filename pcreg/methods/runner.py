@@ -46,8 +46,16 @@ def shard_indices(n_pairs: int, shard: int, n_shards: int) -> np.ndarray:
     return np.array_split(np.arange(n_pairs), n_shards)[shard]
 
 
+def run_seed(spec: dict[str, Any], seed: int) -> int:
+    """The seed a run uses: the config seed plus the run's ``seed_offset`` (its training seed, see ``seeds``)."""
+    return int(seed) + int(spec.get("seed_offset", 0) or 0)
+
+
 def make_method(spec: dict[str, Any], *, seed: int, threads: int, device: str = "cpu"):  # noqa: ANN201
-    """Build the method of a run spec (``{"method": ..., "params": ...}``); only trainable ones get ``device``."""
+    """Build the method of a run spec (``{"method": ..., "params": ...}``); only trainable ones get ``device``.
+
+    ``seed`` is the config seed; the method gets :func:`run_seed` (a training seed of its own per seed run)."""
+    seed = run_seed(spec, seed)
     cls = get_method_class(spec["method"])
     if cls.is_trainable():
         from pcreg.methods.training import resolve_device  # torch: only for learned methods
@@ -59,9 +67,16 @@ def make_method(spec: dict[str, Any], *, seed: int, threads: int, device: str = 
 
 
 def load_method(spec: dict[str, Any], *, seed: int, threads: int, device: str = "cpu",  # noqa: ANN201
-                model_dir: Path | None = None):
-    """The method of a run spec ready to register: built, and for a trainable one its trained model loaded."""
+                model_dir: Path | None = None, ground_truth: tuple[Path, str] | None = None):
+    """The method of a run spec ready to register: built, and for a trainable one its trained model loaded.
+
+    ``ground_truth = (data_root, split)`` hands the split's fields to a method that reads them (the
+    perfect-registration reference, ``needs_ground_truth``)."""
     method = make_method(spec, seed=seed, threads=threads, device=device)
+    if getattr(method, "needs_ground_truth", False):
+        if ground_truth is None:
+            raise ValueError(f"{spec['method']} needs the dataset's ground-truth fields")
+        method.bind_ground_truth(PreparedDataset(ground_truth[0]).split(ground_truth[1]))
     if method.is_trainable():
         if model_dir is None:
             raise ValueError(f"{spec['method']} is trainable: a model directory is required")
@@ -70,11 +85,13 @@ def load_method(spec: dict[str, Any], *, seed: int, threads: int, device: str = 
 
 
 def method_worker(spec: dict[str, Any], *, seed: int, threads: int, device: str = "cpu",
-                  model_dir: Path | None = None, label: str | None = None) -> PairWorker:
+                  model_dir: Path | None = None, label: str | None = None,
+                  ground_truth: tuple[Path, str] | None = None) -> PairWorker:
     """A :class:`~pcreg.methods.isolation.PairWorker` that builds the run's method (:func:`load_method`) in a
     worker process, with the run's ``pair_timeout_s`` and ``log_cap_kb`` (config; defaults in the isolation
     module)."""
-    factory = functools.partial(load_method, spec, seed=seed, threads=threads, device=device, model_dir=model_dir)
+    factory = functools.partial(load_method, spec, seed=seed, threads=threads, device=device, model_dir=model_dir,
+                                ground_truth=ground_truth)
     return PairWorker(factory, pair_timeout_s=float(spec.get("pair_timeout_s", DEFAULT_PAIR_TIMEOUT_S)),
                       log_cap_kb=int(spec.get("log_cap_kb", DEFAULT_LOG_CAP_KB)),
                       label=label or str(spec.get("id", spec["method"])))
@@ -93,8 +110,8 @@ def fit_method(data_root: Path, spec: dict[str, Any], out_dir: Path, *, seed: in
         traceback.print_exc()
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         raise MethodFailed(f"training {spec.get('id', spec['method'])} on {dataset.name} failed: "
-                        f"{type(exc).__name__}: {first} (traceback above in this log)") from None
-    summary = {"run": spec.get("id"), "method": spec["method"], "params": method.params, "seed": seed,
+                           f"{type(exc).__name__}: {first} (traceback above in this log)") from None
+    summary = {"run": spec.get("id"), "method": spec["method"], "params": method.params, "seed": run_seed(spec, seed),
                "dataset": dataset.name, **getattr(method, "train_summary", {})}
     tmp = out_dir / "model.json.tmp"
     with disk_full_is_one_line(out_dir / "model.json", tmp):
@@ -130,7 +147,8 @@ def register_shard(
     ids = pairs.pair_ids
     # The method lives in a worker process (pcreg.methods.isolation): a pair that hangs or crashes it is a
     # failed pair, and the shard goes on.
-    with method_worker(spec, seed=seed, threads=threads, device=device, model_dir=model_dir, label=label) as worker:
+    with method_worker(spec, seed=seed, threads=threads, device=device, model_dir=model_dir, label=label,
+                       ground_truth=(Path(data_root), split)) as worker:
         worker.start()
         outputs_field = bool(worker.outputs_field)
         n_fields = len(idx) if outputs_field else 0

@@ -19,9 +19,17 @@ What the harness does (one place, so every method gets the same treatment):
   ``max_steps`` optimizer steps; with ``patience`` > 0 training stops on a
   validation plateau (:class:`pcreg.methods.validation.Plateau`: no improvement of the
   selection metric by more than ``min_delta`` for ``patience`` validations, one
-  validation per epoch). :class:`TrainResult` says ``converged`` (plateau
-  reached), ``steps`` and ``stop_reason`` (``plateau``, ``max_steps``, ``epochs``);
-  a run stopped by its budget is *not converged*;
+  validation per epoch), but never before ``min_steps_fraction`` of the step
+  budget (a plateau detector that fires at the start calls a run that never
+  started "converged"). The model is validated once before any step (the log's
+  epoch-0 row); a run whose best validation value never beats that reference
+  (or, where it is undefined, the first finite one; for NCC at least the NCC
+  of the unregistered validation pairs, ``val_ncc_unregistered``: an output no
+  closer to the fixed image than the moving image is no registration) by
+  ``learn_min_gain`` (absolute for NCC, relative for EPE/TRE/loss) *did not learn*.
+  :class:`TrainResult` says ``converged`` (plateau reached and learned),
+  ``did_not_learn``, ``steps`` and ``stop_reason`` (``plateau``, ``max_steps``,
+  ``epochs``); a run stopped by its budget is *not converged*;
 - mixed precision on CUDA (``torch.autocast`` + ``GradScaler`` for float16;
   bfloat16 needs no scaler); on CPU ``amp`` is ignored and ``cpu_bf16`` turns on
   bfloat16 autocast where the CPU supports it natively (:mod:`pcreg.methods.cpu_precision`);
@@ -36,7 +44,9 @@ What the harness does (one place, so every method gets the same treatment):
 - **best model = best validation registration metric**
   (:mod:`pcreg.methods.validation`: EPE against the ground-truth field, else TRE at the
   landmarks, else the method's loss for field methods, else NCC for image-output
-  methods); without a validation split, the lowest training loss;
+  methods; ``selection="loss"``: the method's own validation loss whatever the
+  data offer, for unsupervised runs that must never see the ground truth);
+  without a validation split, the lowest training loss;
 - a per-epoch log ``train_log.csv`` with the columns :data:`LOG_COLUMNS`,
   rewritten atomically from the checkpointed history (so it never holds epochs
   that a resumed run will redo);
@@ -67,11 +77,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from pcreg import metrics
 from pcreg.errors import UserError, disk_full_is_one_line
 from pcreg.methods.validation import Plateau, choose_metric, pair_scores, score_of
 
 LOG_COLUMNS = ["epoch", "steps", "train_loss", "val_loss", "val_ncc", "val_ssim", "val_psnr", "val_epe", "val_tre",
-               "lr", "seconds"]
+               "lr", "seconds", "val_ncc_unregistered"]
 STALE = "stale"
 LAST = "last.pt"
 BEST = "best.pt"
@@ -120,6 +131,14 @@ class TrainConfig:
     channels_last: bool = False
     cpu_bf16: bool = False
     progress: bool = True
+    #: Plateau stopping only after this fraction of the step budget (``max_steps``, else epochs x batches).
+    min_steps_fraction: float = 0.5
+    #: "Did not learn": the best validation value beats the reference (the validation before training, else the
+    #: first finite one) by less than this: absolute for NCC, a fraction of the reference for EPE/TRE/loss.
+    learn_min_gain: float = 0.02
+    #: What selects the best model and stops on the plateau: ``auto`` (pcreg.methods.validation.choose_metric)
+    #: or ``loss`` (the method's own validation loss, never the ground truth).
+    selection: str = "auto"
 
 
 @dataclass
@@ -139,19 +158,52 @@ class TrainResult:
     #: The validation metric that selected ``best.pt`` (:mod:`pcreg.methods.validation`), or ``train_loss``.
     selection_metric: str = "train_loss"
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The validation before any training step (``epoch`` 0; {} without a validation split).
+    initial: dict[str, float] = field(default_factory=dict)
+    #: Plateau stopping was allowed from this many steps on.
+    min_steps: int = 0
+    learn_min_gain: float = 0.02
+
+    @property
+    def reference_value(self) -> float:
+        """What "learning" is measured against: the initial validation's value, else the first finite one; for
+        NCC (image outputs) at least the NCC of the unregistered validation pairs (doing nothing)."""
+        key = _LOG_KEY.get(self.selection_metric, "")
+        ref = float("nan")
+        for row in [self.initial, *self.history]:
+            value = float(row.get(key, float("nan"))) if row else float("nan")
+            if math.isfinite(value):
+                ref = value
+                break
+        floor = float(self.initial.get("val_ncc_unregistered", float("nan"))) if self.initial else float("nan")
+        if self.selection_metric == "ncc" and math.isfinite(floor):
+            ref = floor if not math.isfinite(ref) else max(ref, floor)
+        return ref
+
+    @property
+    def best_value(self) -> float:
+        best = self.history[self.best_epoch - 1] if 0 < self.best_epoch <= len(self.history) else {}
+        return float(best.get(_LOG_KEY.get(self.selection_metric, ""), float("nan")))
+
+    @property
+    def did_not_learn(self) -> bool:
+        """True when the best validation value never beat the reference by ``learn_min_gain`` (absolute for NCC,
+        relative for EPE/TRE/loss); also when no validation value was ever defined."""
+        return not learned(self.selection_metric, self.reference_value, self.best_value, self.learn_min_gain)
 
     @property
     def converged(self) -> bool:
-        """True when training stopped on the validation plateau rather than on its budget."""
-        return self.stop_reason == "plateau"
+        """True when training stopped on the validation plateau rather than on its budget, and learned."""
+        return self.stop_reason == "plateau" and not self.did_not_learn
 
     def summary(self) -> dict[str, Any]:
         """What ``model.json`` records about the training run."""
-        best = self.history[self.best_epoch - 1] if 0 < self.best_epoch <= len(self.history) else {}
-        return {"converged": self.converged, "steps": self.steps, "epochs_trained": len(self.history),
+        return {"converged": self.converged, "did_not_learn": self.did_not_learn, "steps": self.steps,
+                "min_steps": self.min_steps, "epochs_trained": len(self.history),
                 "stop_reason": self.stop_reason, "best_epoch": self.best_epoch,
                 "selection_metric": self.selection_metric,
-                "best_value": _json_float(best.get(_LOG_KEY.get(self.selection_metric, ""), float("nan")))}
+                "initial_value": _json_float(self.reference_value), "best_value": _json_float(self.best_value),
+                "learn_min_gain": self.learn_min_gain}
 
     @property
     def best_path(self) -> Path:
@@ -163,6 +215,16 @@ class TrainResult:
 
 
 _LOG_KEY = {"epe": "val_epe", "tre": "val_tre", "loss": "val_loss", "ncc": "val_ncc", "train_loss": "train_loss"}
+
+
+def learned(metric: str, reference: float, best: float, min_gain: float) -> bool:
+    """Whether ``best`` beats ``reference`` meaningfully: by ``min_gain`` for NCC (absolute), by ``min_gain`` of
+    ``|reference|`` for the lower-is-better metrics (EPE, TRE, losses). Undefined values never count as learning."""
+    if not (math.isfinite(reference) and math.isfinite(best)):
+        return False
+    if metric == "ncc":
+        return best - reference >= min_gain
+    return reference - best >= min_gain * max(abs(reference), 1e-12)
 
 
 def _json_float(x: Any) -> float | None:
@@ -401,6 +463,7 @@ def evaluate(
     call = _loss_caller(loss_fn)
     losses: list[float] = []
     rows: list[dict[str, float]] = []
+    unregistered: list[float] = []
     field_out, has_gt, has_lm = False, False, False
     use_amp, amp_dtype = _amp_settings(config, device)
     loader = _epoch_loader(dataset, config, 0, shuffle=False, pin=device.type == "cuda")
@@ -409,6 +472,8 @@ def evaluate(
     with torch.no_grad():
         for batch in loader:
             moving, fixed, gt = unpack_batch(batch)
+            unregistered.extend(metrics.ncc(m, f) for m, f in zip(moving.float().numpy()[:, 0],
+                                                                   fixed.float().numpy()[:, 0]))
             moving, fixed = _to(moving, device, config), _to(fixed, device, config)
             gt_dev = None if gt is None else gt.to(device)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
@@ -436,7 +501,9 @@ def evaluate(
         return float(np.mean(values)) if values else float("nan")  # NaN if a prediction is constant (NCC)
 
     return {"val_loss": sum(losses) / n, "val_ncc": mean("ncc"), "val_ssim": mean("ssim"), "val_psnr": mean("psnr"),
-            "val_epe": mean("epe"), "val_tre": mean("tre"), "metric": choose_metric(field_out, has_gt, has_lm)}
+            "val_epe": mean("epe"), "val_tre": mean("tre"),
+            "val_ncc_unregistered": float(np.nanmean(unregistered)) if unregistered else float("nan"),
+            "metric": "loss" if config.selection == "loss" else choose_metric(field_out, has_gt, has_lm)}
 
 
 def _to(x: torch.Tensor, device: torch.device, config: TrainConfig) -> torch.Tensor:
@@ -552,7 +619,7 @@ def train(
     )
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
 
-    start_epoch, history, steps, stop_reason, metric = 0, [], 0, None, "train_loss"
+    start_epoch, history, steps, stop_reason, metric, initial = 0, [], 0, None, "train_loss", {}
     best_score, best_epoch = (-math.inf, -math.inf), 0
     plateau = Plateau(config.patience, config.min_delta)
     last_path = workdir / LAST
@@ -575,11 +642,19 @@ def train(
             best_score, best_epoch = tuple(ckpt["best_score"]), int(ckpt["best_epoch"])
             steps, stop_reason, metric = int(ckpt["steps"]), ckpt["stop_reason"], ckpt["metric"]
             plateau.load(ckpt["plateau"])
+            initial = dict(ckpt.get("initial", {}))
             _say(f"resumed at epoch {start_epoch} (step {steps})" if stop_reason is None
                  else f"already trained ({stop_reason} at epoch {start_epoch}, step {steps})")
     elif (workdir / BEST).is_file():
         _move_aside(workdir, "best.pt without last.pt")
     resumed_from = start_epoch
+    batches = math.ceil(len(train_ds) / config.batch_size)
+    budget = config.epochs * batches if not config.max_steps else min(config.max_steps, config.epochs * batches)
+    min_steps = math.ceil(config.min_steps_fraction * budget)
+    if start_epoch == 0 and val_ds is not None and config.epochs > 0:  # the untrained model: the reference
+        initial = {"epoch": 0, "steps": 0, "train_loss": float("nan"), "lr": optimizer.param_groups[0]["lr"],
+                   **{k: v for k, v in evaluate(model, loss_fn, val_ds, config, device, predict_fn).items()
+                      if k != "metric"}, "seconds": 0.0}
 
     epoch = start_epoch
     while stop_reason is None and epoch < config.epochs:
@@ -632,7 +707,7 @@ def train(
             best_score, best_epoch = score, epoch
             atomic_save({"model": model.state_dict(), "epoch": epoch, "score": score, "config": asdict(config),
                          "fingerprint": fingerprint}, workdir / BEST)
-        if plateau.update(score[0]):
+        if plateau.update(score[0]) and steps >= min_steps:  # never before the minimum number of steps
             stop_reason = "plateau"
         elif config.max_steps and steps >= config.max_steps:
             stop_reason = "max_steps"
@@ -649,6 +724,7 @@ def train(
                 "stop_reason": stop_reason,
                 "metric": metric,
                 "plateau": plateau.state(),
+                "initial": initial,
                 "best_score": best_score,
                 "best_epoch": best_epoch,
                 "history": history,
@@ -658,7 +734,7 @@ def train(
             },
             last_path,
         )
-        _write_log(history, workdir / LOG)
+        _write_log(([initial] if initial else []) + history, workdir / LOG)
         if callback is not None:
             callback(epoch, row)
 
@@ -667,13 +743,18 @@ def train(
     if not (workdir / BEST).is_file():  # epochs == 0: keep the contract that best.pt exists after training
         atomic_save({"model": model.state_dict(), "epoch": 0, "score": best_score, "config": asdict(config),
                      "fingerprint": fingerprint}, workdir / BEST)
-        _write_log(history, workdir / LOG)
-    if stop_reason != "plateau":
+        _write_log(([initial] if initial else []) + history, workdir / LOG)
+    metric = metric if val_ds is not None else "train_loss"
+    result = TrainResult(history, best_epoch, best_score, workdir, resumed_from, steps, stop_reason, metric,
+                         initial=initial, min_steps=min_steps, learn_min_gain=config.learn_min_gain)
+    if result.did_not_learn:
+        _say(f"did not learn: best validation {metric} {result.best_value:.4g} vs {result.reference_value:.4g} "
+             f"before training ({stop_reason} after {steps} steps)")
+    elif stop_reason != "plateau":
         _say(f"not converged: stopped by its budget ({stop_reason}) after {steps} steps")
     else:
-        _say(f"converged (validation plateau) after {steps} steps, best epoch {best_epoch}")
-    metric = metric if val_ds is not None else "train_loss"
-    return TrainResult(history, best_epoch, best_score, workdir, resumed_from, steps, stop_reason, metric)
+        _say(f"converged (validation plateau) after {steps} steps (minimum {min_steps}), best epoch {best_epoch}")
+    return result
 
 
 #: TrainConfig fields that do not change what is trained (left out of the default fingerprint).

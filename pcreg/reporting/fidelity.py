@@ -1,19 +1,25 @@
-"""The content-fidelity table and figure of a dataset (kept / invented per method, with two oracles).
+"""The content-fidelity table and figure of a dataset (kept / invented / placement per method, with oracles).
 
-Rows: every method run (its ``kept`` / ``invented`` columns of ``pairs.csv``,
-computed in evaluation by :mod:`pcreg.evaluation.fidelity`) and two oracles computed here
-from the dataset: the **ground-truth warp** (the moving image warped by the
-ground-truth field: a perfect registration) and the **fixed-copy** oracle (the
-output is the fixed image: perfect synthesis). Each cell is the mean over pairs
-with a cluster-bootstrap 95 % CI: the unit resampled is the manifest's
-``cluster`` (the independent unit) when present, else the temporal
-``sequence``, else the pair. The verdict uses the means and the thresholds in
-:data:`THRESHOLDS`.
+Rows: every method run (its ``kept`` / ``invented`` / ``placement_px`` columns of
+``pairs.csv``, computed in evaluation by :mod:`pcreg.evaluation.fidelity`: a field
+method's features where its own field puts them, an image-only method's best
+response within the search window) and oracles computed here from the dataset:
+
+- the **ground-truth warp** (the moving image warped by the ground-truth field, a
+  perfect registration; scored through the ground-truth field): must keep content;
+- the **fixed-copy**, **fixed blurred** (Gaussian σ 1.5) and **fixed median-filtered**
+  (7×7) oracles: outputs made from the fixed image alone (image-only). They hold
+  none of the moving image's own content and must *not* be classed as keeping it.
+
+Each cell is the mean over pairs with a cluster-bootstrap 95 % CI, next to the
+median: the unit resampled is the manifest's ``cluster`` (the independent unit)
+when present, else the temporal ``sequence``, else the pair. The verdict applies
+:data:`VERDICT_RULE` to the means.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -26,27 +32,43 @@ from scipy import ndimage  # noqa: E402
 
 from pcreg.datasets.format import PreparedDataset  # noqa: E402
 from pcreg.errors import UserError  # noqa: E402
-from pcreg.evaluation.fidelity import feature_scores, pair_fidelity  # noqa: E402
+from pcreg.evaluation.fidelity import RATIO_RANGE, SEARCH_PX, feature_scores, pair_fidelity  # noqa: E402
 from pcreg.evaluation.stats import cluster_bootstrap_ci  # noqa: E402
 from pcreg.reporting.tables import Run, TableDoc, fmt_ci, fmt_value, sort_runs, write_doc  # noqa: E402
 from pcreg.warp import warp_image  # noqa: E402
 
-#: Verdict thresholds on the mean kept / invented: "registers" needs kept >= KEPT_MIN and invented <=
-#: INVENTED_MAX; "synthesises" needs kept <= 1 - KEPT_MIN and invented >= 1 - INVENTED_MAX; else "mixed".
-THRESHOLDS = {"kept_min": 0.7, "invented_max": 0.3}
+#: The verdict rule on the mean kept (K) and invented (I): "keeps content" needs K >= kept_min and
+#: K - I >= margin; "synthesises" needs K - I <= 0; "mixed" otherwise.
+VERDICT_RULE = {"kept_min": 0.5, "margin": 0.5}
+KEEPS, SYNTHESISES, MIXED = "keeps content", "synthesises", "mixed"
 GT_WARP = ("gt_warp", "Ground-truth warp (oracle)")
 FIXED_COPY = ("fixed_copy", "Fixed-copy (oracle)")
+FIXED_BLUR = ("fixed_blur", "Fixed image blurred, σ 1.5 (oracle)")
+FIXED_MEDIAN = ("fixed_median", "Fixed image median-filtered, 7×7 (oracle)")
+#: The image-only oracles: an output made from the fixed image alone.
+FIXED_ORACLES: dict[tuple[str, str], Callable[[np.ndarray], np.ndarray]] = {
+    FIXED_COPY: lambda f: np.asarray(f, np.float32),
+    FIXED_BLUR: lambda f: ndimage.gaussian_filter(np.asarray(f, np.float32), 1.5),
+    FIXED_MEDIAN: lambda f: ndimage.median_filter(np.asarray(f, np.float32), size=7),
+}
+COLUMNS = ("kept", "invented", "placement_px")
 
 
-def verdict(kept: float, invented: float, thresholds: dict[str, float] = THRESHOLDS) -> str:
-    """``registers`` / ``synthesises`` / ``mixed`` from the mean kept and invented (``n/a`` if either is NaN)."""
+def verdict(kept: float, invented: float, rule: dict[str, float] = VERDICT_RULE) -> str:
+    """``keeps content`` / ``synthesises`` / ``mixed`` from the mean kept and invented (``n/a`` if either is NaN)."""
     if not (np.isfinite(kept) and np.isfinite(invented)):
         return "n/a"
-    if kept >= thresholds["kept_min"] and invented <= thresholds["invented_max"]:
-        return "registers"
-    if kept <= 1 - thresholds["kept_min"] and invented >= 1 - thresholds["invented_max"]:
-        return "synthesises"
-    return "mixed"
+    if kept >= rule["kept_min"] and kept - invented >= rule["margin"]:
+        return KEEPS
+    if kept - invented <= 0:
+        return SYNTHESISES
+    return MIXED
+
+
+def verdict_note(rule: dict[str, float] = VERDICT_RULE) -> str:
+    """The verdict rule in words, for the table note."""
+    return (f"Verdict (from the means K = kept, I = invented): {KEEPS} if K ≥ {rule['kept_min']} and K − I ≥ "
+            f"{rule['margin']}; {SYNTHESISES} if K − I ≤ 0; {MIXED} otherwise.")
 
 
 def cluster_of(manifest: pd.DataFrame) -> tuple[pd.Series, str]:
@@ -58,7 +80,7 @@ def cluster_of(manifest: pd.DataFrame) -> tuple[pd.Series, str]:
 
 
 def oracle_scores(data_root: Path, split: str = "test") -> pd.DataFrame:
-    """Per-pair kept / invented of the ground-truth-warp and fixed-copy oracles (``run`` = oracle id)."""
+    """Per-pair kept / invented / placement of the oracles (``run`` = oracle id, ``field`` = scored by a field)."""
     pairs = PreparedDataset(data_root).split(split)
     if pairs.lesion_kinds is None:
         raise UserError(f"{data_root}: the dataset has no content-fidelity masks (lesions.csv)")
@@ -67,66 +89,79 @@ def oracle_scores(data_root: Path, split: str = "test") -> pd.DataFrame:
         moving, fixed = pairs.pair(i)
         gt = None if pairs.field is None else np.asarray(pairs.field[i])
         args = (moving, fixed, gt, pairs.lesions_moving[i], pairs.lesions_fixed[i], pairs.lesion_kinds[pid])
-        gt_warp = warp_image(moving, gt) if gt is not None else None
-        if gt_warp is not None:
-            rows.append({"run": GT_WARP[0], "pair_id": pid, **pair_fidelity(gt_warp, *args)})
-        rows.append({"run": FIXED_COPY[0], "pair_id": pid, **pair_fidelity(fixed, *args)})
+        if gt is not None:
+            rows.append({"run": GT_WARP[0], "pair_id": pid, "field": True,
+                         **pair_fidelity(warp_image(moving, gt), *args, field=gt)})
+        for (oid, _), make in FIXED_ORACLES.items():
+            rows.append({"run": oid, "pair_id": pid, "field": False, **pair_fidelity(make(fixed), *args)})
     return pd.DataFrame(rows)
 
 
 def fidelity_table(data_root: Path, runs: Sequence[Run], dataset: str, stem: Path, *, n_boot: int = 2000,
                    seed: int = 0, alpha: float = 0.05) -> list[Path]:
-    """Write ``<stem>.{csv,md,tex,html}``: kept and invented per method and oracle, CI and verdict."""
+    """Write ``<stem>.{csv,md,tex,html}``: kept, invented and placement per method and oracle, CI and verdict."""
     ds = PreparedDataset(data_root)
     test = ds.split("test")
     clusters, unit = cluster_of(test.manifest)
     cluster = dict(zip(test.manifest["pair_id"].astype(str), clusters))
     oracles = oracle_scores(data_root)
-    entries: list[tuple[str, str, str, pd.DataFrame]] = []
-    for oid, label in (GT_WARP, FIXED_COPY):
+    entries: list[tuple[str, str, str, bool, pd.DataFrame]] = []
+    for oid, label in (GT_WARP, *FIXED_ORACLES):
         part = oracles[oracles["run"] == oid]
         if not part.empty:
-            entries.append((oid, label, "oracle", part))
+            entries.append((oid, label, "oracle", bool(part["field"].iloc[0]), part))
     for run in sort_runs(runs):
         df = pd.read_csv(run.pairs_csv, dtype={"pair_id": str})
-        for col in ("kept", "invented"):
+        for col in COLUMNS:
             df[col] = pd.to_numeric(df[col], errors="coerce") if col in df else np.nan
-        entries.append((run.id, run.label, run.group, df))
+        entries.append((run.id, run.label, run.group, (run.result_dir / "fields.npy").is_file(), df))
     data_rows, doc_rows = [], []
-    for rid, label, group, df in entries:
-        row: dict[str, object] = {"run": rid, "label": label, "group": group}
+    search = f"best in ±{SEARCH_PX} px"
+    for rid, label, group, has_field, df in entries:
+        row: dict[str, object] = {"run": rid, "label": label, "group": group,
+                                  "kept_at": "own field" if has_field else search}
         cells = [label]
-        for col in ("kept", "invented"):
+        for col in COLUMNS:
             vals = df[col].to_numpy(np.float64)
             ok = np.isfinite(vals)
             mean = float(vals[ok].mean()) if ok.any() else float("nan")
+            median = float(np.median(vals[ok])) if ok.any() else float("nan")
             low, high = cluster_bootstrap_ci(vals, [cluster.get(p, p) for p in df["pair_id"].astype(str)],
                                              n_boot, seed, alpha)
-            row.update({f"{col}_mean": mean, f"{col}_ci_low": low, f"{col}_ci_high": high, f"{col}_n": int(ok.sum())})
-            cells.append(f"{fmt_value(mean, 2)} {fmt_ci(low, high, 2)}")
-        row["verdict"] = verdict(row["kept_mean"], row["invented_mean"])
-        cells.append(str(row["verdict"]))
+            row.update({f"{col}_mean": mean, f"{col}_ci_low": low, f"{col}_ci_high": high,
+                        f"{col}_median": median, f"{col}_n": int(ok.sum())})
+            digits = 1 if col == "placement_px" else 2
+            cells += [f"{fmt_value(mean, digits)} {fmt_ci(low, high, digits)}", fmt_value(median, digits)]
+        row["kept_minus_invented"] = float(row["kept_mean"]) - float(row["invented_mean"])
+        row["verdict"] = verdict(float(row["kept_mean"]), float(row["invented_mean"]))
+        cells += [str(row["kept_at"]), fmt_value(row["kept_minus_invented"], 2), str(row["verdict"])]
         data_rows.append(row)
         doc_rows.append(cells)
     n_units = len(set(cluster.values()))
     level = int(round(100 * (1 - alpha)))
     doc = TableDoc(
-        columns=["Method", f"Kept (mean, {level}% CI)", f"Invented (mean, {level}% CI)", "Verdict"],
+        columns=["Method", f"Kept (mean, {level}% CI)", "Kept (median)", f"Invented (mean, {level}% CI)",
+                 "Invented (median)", f"Placement error, px (mean, {level}% CI)", "Placement (median)",
+                 "Kept measured at", "Kept − invented", "Verdict"],
         rows=doc_rows,
         caption=f"{dataset}: content fidelity on {len(test)} test pairs (features present in one image only)",
         notes=[
-            "Kept: contrast of a moving-only feature in the output, at its ground-truth position, over its "
-            "contrast in the ground-truth warp (1 = kept, 0 = erased). Invented: contrast of the output at a "
-            "fixed-only feature over its contrast in the fixed image (0 = not invented, 1 = copied).",
+            "Kept: contrast of a moving-only feature in the output where the method put it, over its contrast "
+            "in the ground-truth warp (1 = kept, 0 = erased). A method with a field is scored at the feature's "
+            "mask transported by its own field (a feature squeezed to nothing scores 0); an image-only method "
+            f"(and the fixed-image oracles) at the best shift of the ground-truth mask within ±{SEARCH_PX} px. "
+            "Invented: contrast of the output at a fixed-only feature over its contrast in the fixed image "
+            f"(0 = not invented, 1 = copied). Each ratio is clipped to [{RATIO_RANGE[0]}, {RATIO_RANGE[1]}].",
+            "Placement error: distance (px) between the centroid of the feature where the method put it and "
+            f"its ground-truth centroid (image-only: the length of the best shift, at most {SEARCH_PX}·√2). "
+            "Placement is geometry; kept is content.",
             f"Mean over pairs; {level}% CI by cluster bootstrap ({n_boot} resamples) over {n_units} independent "
-            f"units ({unit}).",
-            f"Verdict: registers if kept ≥ {THRESHOLDS['kept_min']} and invented ≤ {THRESHOLDS['invented_max']}; "
-            f"synthesises if kept ≤ {1 - THRESHOLDS['kept_min']:.1f} and invented ≥ "
-            f"{1 - THRESHOLDS['invented_max']:.1f}; mixed otherwise.",
-            "A field method only resamples the moving image: it cannot create intensities the moving image "
-            "lacks, but it can misplace a feature, compress a moving-only feature or stretch neighbouring "
-            "content over a fixed-only one. Intensity metrics (NCC, SSIM, PSNR) cannot tell registration from "
-            "synthesis: the fixed-copy oracle scores perfectly on them.",
+            f"units ({unit}); median over pairs beside it.",
+            verdict_note(),
+            "The fixed-image oracles (copy, Gaussian blur σ 1.5, 7×7 median) contain none of the moving image's "
+            "own content: a verdict other than 'synthesises' or 'mixed' on them would mean the metric fails. "
+            "Intensity metrics (NCC, SSIM, PSNR) cannot tell registration from synthesis: the fixed-copy "
+            "oracle scores perfectly on them.",
         ],
     )
     return write_doc(doc, pd.DataFrame(data_rows), stem)
@@ -170,6 +205,8 @@ def fidelity_figure(data_root: Path, runs: Sequence[Run], dataset: str, out_path
         raise UserError(f"{data_root}: the dataset has no content-fidelity masks (lesions.csv)")
     runs = sort_runs(runs)
     outputs = {run.id: np.load(run.result_dir / "registered.npy", mmap_mode="r") for run in runs}
+    fields = {run.id: np.load(run.result_dir / "fields.npy", mmap_mode="r") for run in runs
+              if (run.result_dir / "fields.npy").is_file()}
     chosen = pick_features(data_root, n_features)
     ncols = 3 + len(runs)
     fig, axes = plt.subplots(len(chosen), ncols, figsize=(1.25 * ncols, 1.45 * max(len(chosen), 1) + 0.6),
@@ -185,10 +222,11 @@ def fidelity_figure(data_root: Path, runs: Sequence[Run], dataset: str, out_path
         panels = [("moving", moving, moving_centre, None), ("fixed", fixed, centre, None)]
         if gt is not None:
             gt_warp = warp_image(moving, gt)
-            panels.append(("GT warp", gt_warp, centre, feature_scores(gt_warp, *scoring)[0]["score"]))
+            panels.append(("GT warp", gt_warp, centre, feature_scores(gt_warp, *scoring, field=gt)[0]["score"]))
         for run in runs:
             out = np.asarray(outputs[run.id][i])
-            panels.append((run.label, out, centre, feature_scores(out, *scoring)[0]["score"]))
+            own = np.asarray(fields[run.id][i]) if run.id in fields else None
+            panels.append((run.label, out, centre, feature_scores(out, *scoring, field=own)[0]["score"]))
         for c, ax in enumerate(axes[r]):
             ax.set_xticks([])
             ax.set_yticks([])

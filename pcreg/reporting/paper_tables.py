@@ -25,7 +25,17 @@ import numpy as np
 import pandas as pd
 
 from pcreg.reporting.paper_values import load_paper_values
-from pcreg.reporting.tables import DASH, NA, Run, TableDoc, fmt_mean_std, fmt_value, fmt_with_n
+from pcreg.reporting.tables import (
+    DASH,
+    GROUND_TRUTH_NOTE,
+    NA,
+    Run,
+    TableDoc,
+    fmt_mean_std,
+    fmt_value,
+    fmt_with_n,
+    is_ground_truth,
+)
 
 #: The paper's dataset names as printed.
 PAPER_DATASETS = {
@@ -35,6 +45,8 @@ PAPER_DATASETS = {
 }
 INTENSITY = {"ncc": ("NCC", 3), "ssim": ("SSIM", 3), "psnr": ("PSNR (dB)", 2)}
 NOT_RUN = "not run"
+#: Section of the perfect-registration reference row (after the methods).
+CEILING_SECTION = "Reference: perfect registration (not a method)"
 
 
 def paper_rows(table: int, paper_reference: str | None) -> pd.DataFrame:
@@ -74,6 +86,20 @@ SSIM_NOTE = ("SSIM: Gaussian 11x11 window, sigma 1.5 (Wang et al. 2004, as in co
 
 def _run_stats(summary: pd.DataFrame) -> dict[str, dict]:
     return {r["run"]: r for r in summary.to_dict("records")}
+
+
+def seed_stats(per_seed: Sequence[dict], metrics: Sequence[str]) -> dict:
+    """Mean and sd (ddof 1; 0 for one seed) over training seeds of each metric's test-set mean, in the keys
+    ``<m>_mean`` / ``<m>_std`` the table cells read, plus ``n_pairs`` and ``<m>_n`` of the first seed."""
+    out: dict[str, object] = {"n_pairs": per_seed[0].get("n_pairs")}
+    for m in metrics:
+        vals = np.array([float(r.get(f"{m}_mean", np.nan)) for r in per_seed], np.float64)
+        vals = vals[np.isfinite(vals)]
+        out[f"{m}_mean"] = float(vals.mean()) if vals.size else np.nan
+        out[f"{m}_std"] = float(vals.std(ddof=1)) if vals.size > 1 else (0.0 if vals.size else np.nan)
+        out[f"{m}_n"] = per_seed[0].get(f"{m}_n")
+        out[f"{m}_seeds"] = ";".join(f"{v:.6g}" for v in vals)
+    return out
 
 
 def _metric_cells(stats_row: dict | None, paper_row: dict | None, metrics: dict[str, tuple[str, int]],
@@ -146,7 +172,9 @@ def table1(summary: pd.DataFrame, runs: Sequence[Run], dataset: str,
     rows: list[list[str] | str] = []
     data = []
     current = None
-    for title, run, prow in _layout(sections, [r for r in runs if r.group != "ablation"], paper):
+    methods = [r for r in runs if r.group != "ablation" and not is_ground_truth(r)]
+    ceiling = [(CEILING_SECTION, r, None) for r in runs if is_ground_truth(r)]
+    for title, run, prow in [*_layout(sections, methods, paper), *ceiling]:
         if title != current:
             rows.append(title)
             current = title
@@ -161,6 +189,8 @@ def table1(summary: pd.DataFrame, runs: Sequence[Run], dataset: str,
                      "(this dataset's paper_reference): no paper columns.")
     if any(r.group == "ablation" for r in runs):
         notes.append("Ablation runs are in the ablation table (the paper's Table 2).")
+    if ceiling:
+        notes.append(GROUND_TRUTH_NOTE)
     caption = f"Table 1 layout: {dataset}, comparison of methods"
     return pd.DataFrame(data), TableDoc(_columns("Method", INTENSITY, paper_reference, with_paper), rows, caption,
                                         notes)
@@ -172,33 +202,49 @@ def ablation_table(summary: pd.DataFrame, runs: Sequence[Run], dataset: str,
     run of group ``ablation``."""
     paper = paper_rows(2, paper_reference)
     with_paper = not paper.empty
-    chosen = [r for r in runs if r.id == full_model or r.group == "ablation"]
+    chosen = [r for r in runs if (r.id == full_model or r.group == "ablation") and not r.seed_of]
     # The paper prints the full model in its ablation table; map it into the "ablation" section.
     paper = paper.assign(group="ablation")
     stats = _run_stats(summary)
     rows: list[list[str] | str] = []
     data = []
-    for _, run, prow in _layout([("Ablation", {"ablation", "deep", "reference", "traditional"})],
-                                chosen, paper):
-        srow = stats.get(run.id) if run else None
+    ceiling = [("ceiling", r, None) for r in runs if is_ground_truth(r)]
+    for _, run, prow in [*_layout([("Ablation", {"ablation", "deep", "reference", "traditional"})], chosen, paper),
+                         *ceiling]:
         label = run.label if run else prow["row"]
+        seeds = [run, *[r for r in runs if r.seed_of == run.id]] if run else []
+        per_seed = [stats[r.id] for r in seeds if r.id in stats]
+        srow = seed_stats(per_seed, list(INTENSITY)) if per_seed else None
         # Epochs and optimizer steps trained (model.json; reporting.training_status), else the configured epochs.
         trained = (getattr(run, "training", None) or {}) if run else {}
         epochs = (trained.get("epochs_trained") or run.params.get("epochs")) if run else None
         steps = trained.get("steps")
+        flat = sum(bool((getattr(r, "training", None) or {}).get("did_not_learn")) for r in seeds)
         rows.append([label, *_metric_cells(srow, prow, INTENSITY, with_paper),
-                     DASH if epochs is None else (f"{epochs} ({steps} steps)" if steps is not None else str(epochs))])
-        rec = _csv_row("ablation", run, prow, srow, list(INTENSITY), paper_reference)
-        rec["epochs"] = epochs
+                     DASH if epochs is None else (f"{epochs} ({steps} steps)" if steps is not None else str(epochs)),
+                     str(len(per_seed)) if run and run.trainable else DASH,
+                     f"{flat}/{len(seeds)}" if run and run.trainable else DASH])
+        rec = _csv_row("reference" if run and is_ground_truth(run) else "ablation", run, prow, srow,
+                       list(INTENSITY), paper_reference)
+        rec.update(epochs=epochs, n_seeds=len(per_seed) if run and run.trainable else 0, seeds_did_not_learn=flat,
+                   seed_runs=";".join(r.id for r in seeds))
         data.append(rec)
-    notes = [f"{dataset}: mean ± std over the test pairs.", SSIM_NOTE, _paper_note(2, paper_reference, dataset)]
+    notes = [f"{dataset}: each cell is the mean ± sd over training seeds (column Seeds) of the test-set mean; "
+             "seed 0 is the run itself (its outputs are the row's in every other table), seed k its run "
+             "<id>.seed<k> (config `seeds`), trained from config seed + k. A spread across seeds larger than "
+             "a difference between rows means that difference is seed luck, not architecture. 'Did not learn' "
+             "counts seeds whose best validation value never beat the one before training.",
+             SSIM_NOTE, _paper_note(2, paper_reference, dataset)]
     if with_paper:
         notes.append("The paper states its ablations were trained for 20 epochs, yet its 'Full model' row repeats "
                      "Table 1 (100 epochs) digit for digit; the Epochs column gives this suite's epochs (and optimizer "
-                     "steps) trained.")
+                     "steps) trained by seed 0.")
     if full_model not in {r.id for r in runs}:
         notes.append(f"No {full_model} run on {dataset}: the full-model row is not run.")
-    columns = _columns("Configuration", INTENSITY, paper_reference, with_paper) + ["Epochs"]
+    if ceiling:
+        notes.append(GROUND_TRUTH_NOTE)
+    columns = _columns("Configuration", INTENSITY, paper_reference, with_paper) + ["Epochs", "Seeds",
+                                                                                   "Did not learn"]
     return pd.DataFrame(data), TableDoc(columns, rows, f"Table 2 layout: {dataset}, ablation of PCReg-Net", notes)
 
 
@@ -257,9 +303,10 @@ def table3(summary: pd.DataFrame, runs: Sequence[Run], dataset: str, paper_refer
     method_paper = paper[paper["method_id"] != ""]
     rows: list[list[str] | str] = []
     data = []
-    chosen = [r for r in runs if r.group != "ablation"]
-    layout = _layout([("Methods", {"reference", "traditional", "deep"})], chosen, method_paper)
-    for _, run, prow in layout:
+    chosen = [r for r in runs if r.group != "ablation" and not is_ground_truth(r)]
+    ceiling = [("ceiling", r, None) for r in runs if is_ground_truth(r)]
+    layout = [*_layout([("Methods", {"reference", "traditional", "deep"})], chosen, method_paper), *ceiling]
+    for section, run, prow in layout:
         srow = dict(stats.get(run.id, {})) if run else None
         if srow is not None:
             t = (temporal or {}).get(run.id)
@@ -269,7 +316,8 @@ def table3(summary: pd.DataFrame, runs: Sequence[Run], dataset: str, paper_refer
             srow["tncg_std"] = t["tncg_std"] if t else np.nan
         label = run.label if run else prow["row"]
         rows.append([label, *_metric_cells(srow, prow, metrics, with_paper)])
-        rec = _csv_row("methods", run, prow, srow, list(metrics), paper_reference)
+        rec = _csv_row("reference" if section == "ceiling" else "methods", run, prow, srow, list(metrics),
+                       paper_reference)
         if run and temporal and run.id in temporal:
             rec["mean_abs_sequence_tncg"] = temporal[run.id]["mean_abs_sequence_tncg"]
             rec["n_frame_pairs"] = temporal[run.id]["n_frame_pairs"]
@@ -303,6 +351,8 @@ def table3(summary: pd.DataFrame, runs: Sequence[Run], dataset: str, paper_refer
                      "with the signed definition (see pcreg/data/README.md).")
     if temporal is None:
         notes.append(f"{dataset} has no frame sequences: TNCC and TNCG do not apply (n/a).")
+    if ceiling:
+        notes.append(GROUND_TRUTH_NOTE)
     caption = f"Table 3 layout: {dataset}, intra-frame and temporal metrics"
     return pd.DataFrame(data), TableDoc(_columns("Setting", metrics, paper_reference, with_paper), rows, caption,
                                         notes)

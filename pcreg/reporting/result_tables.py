@@ -31,6 +31,9 @@ from pcreg.reporting.tables import (
     sort_runs,
 )
 
+#: Shown instead of a Holm-adjusted p-value that cannot reach significance on so few units.
+DESCRIPTIVE = "descriptive only"
+
 #: Metrics of the statistics table: column -> (header, decimals, tested against the reference).
 STATS_METRICS: dict[str, tuple[str, int, bool]] = {
     "ncc": ("NCC", 3, True),
@@ -49,7 +52,7 @@ STATS_METRICS: dict[str, tuple[str, int, bool]] = {
 UNIT_DESCRIPTIONS: dict[str, str] = {
     "pair": "each test pair counts once",
     "cluster": "pairs sharing source pixels are one unit: FIRE photographs linked by shared images, a temporal "
-               "sequence, or overlapping synthetic source regions",
+               "sequence, or one synthetic eye",
 }
 
 
@@ -100,12 +103,12 @@ def stats_table(
     tested = [m for m in metric_cols if metrics[m][2]]
     if has_ref:
         tests = stats.wilcoxon_vs_reference(scoped, reference, tested, method_col="run", family_cols=("scope",),
-                                            cluster_col=cluster_col)
+                                            cluster_col=cluster_col, alpha=alpha)
         tests = tests.rename(columns={"n_units": "n_units_tested"})
         summary = summary.merge(tests[["scope", "run", "metric", "n_pairs", "n_units_tested", "median_diff", "p",
-                                       "p_holm"]], on=["scope", "run", "metric"], how="left")
+                                       "p_holm", "descriptive_only"]], on=["scope", "run", "metric"], how="left")
     else:
-        for col in ("n_pairs", "n_units_tested", "median_diff", "p", "p_holm"):
+        for col in ("n_pairs", "n_units_tested", "median_diff", "p", "p_holm", "descriptive_only"):
             summary[col] = np.nan
     summary.insert(0, "dataset", dataset)
     summary = summary.rename(columns={"n_pairs": "n_paired"})
@@ -124,17 +127,22 @@ def stats_table(
     columns = ["Method", "Category", "n", f"{unit}s", "mean ± std", f"{level}% CI", f"median Δ vs {ref_label}",
                "p", "p (Holm)"]
     rows: list[list[str] | str] = []
+    descriptive = False
     for metric in metric_cols:
         header, dec, test = metrics[metric]
         rows.append(header)
         for r in summary[summary["metric"] == metric].itertuples(index=False):
             is_ref = r.run == reference
             untested = not has_ref or not test or is_ref
+            # too few units for any p-value to survive Holm (smallest possible p x family size >= alpha)
+            only = not untested and np.isfinite(r.p) and bool(r.descriptive_only)
+            descriptive |= only
             rows.append([
                 labels.get(r.run, r.run), r.scope, str(int(r.n)) if r.n else "0", str(int(r.n_units)),
                 fmt_mean_std(r.mean, r.std, dec), fmt_ci(r.ci_low, r.ci_high, dec),
                 DASH if untested else fmt_value(r.median_diff, dec),
-                DASH if untested else fmt_p(r.p), DASH if untested else fmt_p(r.p_holm),
+                DASH if untested else fmt_p(r.p),
+                DASH if untested else (DESCRIPTIVE if only else fmt_p(r.p_holm)),
             ])
     n_units_all = pairs["cluster"].nunique() if cluster_col else pairs["pair_id"].nunique()
     notes = [
@@ -151,6 +159,10 @@ def stats_table(
             f"{stats.MIN_WILCOXON_PAIRS} non-zero paired unit differences (no test possible) or metric not tested.")
     else:
         notes.append(f"No {reference} run on this dataset: the paired tests against it are skipped.")
+    if descriptive:
+        notes.append(f"{DESCRIPTIVE}: with k {unit}s the smallest two-sided Wilcoxon p-value is 2/2^k; times the "
+                     f"Holm family size (the tests of that category) it is not below alpha = {alpha:g}, so no "
+                     "difference could be significant whatever the data: the comparison is descriptive only.")
     caption = f"{dataset}: statistics per method and category"
     return summary, TableDoc(columns, rows, caption, notes)
 

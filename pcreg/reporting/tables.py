@@ -54,11 +54,29 @@ class Run:
     params: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     #: How training ended, for learned runs (``converged``, ``steps``, ``stop_reason``; reporting.training_status).
     training: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    #: For a further training seed (config ``seeds``): the run id it is a seed of; "" for the run itself.
+    seed_of: str = ""
 
     @property
     def result_dir(self) -> Path:
         """``results/<dataset>/<run>/``: where pairs.csv, registered.npy and model/ live."""
         return self.pairs_csv.parent
+
+
+#: Method id of the perfect-registration reference (baselines/ground_truth.py): the moving image warped by the
+#: dataset's ground-truth field, shown as a labelled reference row (the ceiling), never ranked as a method.
+GROUND_TRUTH = "ground_truth"
+
+#: Note of every table that shows the perfect-registration reference row.
+GROUND_TRUTH_NOTE = ("perfect registration (ground truth): the moving image warped by the dataset's ground-truth "
+                     "field, a reference (the ceiling a registration can reach on these data), not a method; its "
+                     "intensity metrics stay below 1 because the two images differ in appearance and the moving "
+                     "image does not cover the whole fixed image.")
+
+
+def is_ground_truth(run: Run) -> bool:
+    """True for the perfect-registration reference row."""
+    return run.method == GROUND_TRUTH or (not run.method and run.id == GROUND_TRUTH)
 
 
 def sort_runs(runs: Sequence[Run]) -> list[Run]:

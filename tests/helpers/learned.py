@@ -48,7 +48,7 @@ def check_checkpoint_round_trip(make_method: Callable, tmp_path) -> tuple:  # no
     trained = make_method()
     trained.fit(train, val, work)
     assert (work / "best.pt").is_file() and (work / "last.pt").is_file()
-    assert len((work / "train_log.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
+    assert len((work / "train_log.csv").read_text().strip().splitlines()) == 4  # header + epoch 0 (before training) + 2
 
     loaded = make_method()
     loaded.load(work)

@@ -55,7 +55,7 @@ rule audit_table:
     input:
         data=f"{DATA}/{{dataset}}/dataset.json",
         runs=lambda w: run_list_path(w.dataset),
-        audits=lambda w: [f"{result_dir(w.dataset, r)}/audit.csv" for r in runs_for(w.dataset)],
+        audits=lambda w: [f"{result_dir(w.dataset, r)}/audit.csv" for r in audited_runs(w.dataset)],
     output:
         other=multiext(table_stem("audit", "{dataset}", TABLES), ".csv", ".md", ".tex"),
         html=report(table_stem("audit", "{dataset}", TABLES) + ".html", caption="../report/audit.rst", category="{dataset}",

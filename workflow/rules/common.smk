@@ -7,6 +7,7 @@ import os
 import re
 
 from pcreg.code_fingerprint import code_fingerprint, module_sources
+from pcreg.datasets import get_dataset_type
 from pcreg.datasets.source_files import fingerprint, folder_files, source_files
 from pcreg.methods.registry import get_method_class
 from pcreg.reporting.outputs import benchmarks_dir, logs_dir, manifest_path, run_dir, specs_dir
@@ -28,9 +29,33 @@ wildcard_constraints:
     shard=r"\d+",
 
 
+def needs_ground_truth(run):
+    """True for the perfect-registration reference (``ground_truth``), which reads the dataset's fields."""
+    return get_method_class(config["methods"][run]["method"]).needs_ground_truth
+
+
+def has_ground_truth_field(dataset):
+    """True for dataset types whose every pair has a ground-truth field (the synthetic ones)."""
+    return bool(getattr(get_dataset_type(config["datasets"][dataset]["type"]), "GROUND_TRUTH_FIELD", False))
+
+
 def runs_for(dataset):
-    """Method run ids that apply to ``dataset`` (config order)."""
-    return [r for r, spec in config["methods"].items() if not spec.get("datasets") or dataset in spec["datasets"]]
+    """Method run ids that apply to ``dataset`` (config order); the ground-truth reference only with fields."""
+    return [r for r, spec in config["methods"].items()
+            if (not spec.get("datasets") or dataset in spec["datasets"])
+            and (has_ground_truth_field(dataset) or not needs_ground_truth(r))]
+
+
+def audited_runs(dataset):
+    """Runs of the sanity audit: every run but the ground-truth reference (it reads the answer, not the images)
+    and the further training seeds (``<id>.seed<k>``; the run itself, seed 0, is audited)."""
+    return [r for r in primary_runs(dataset) if not needs_ground_truth(r)]
+
+
+def primary_runs(dataset):
+    """``runs_for(dataset)`` without the extra training seeds (``<id>.seed<k>``, config ``seeds``): the runs
+    that are audited and shown as rows; the seeds count only in the ablation table's mean ± sd."""
+    return [r for r in runs_for(dataset) if not config["methods"][r].get("seed_of")]
 
 
 def run_spec(run):
@@ -122,7 +147,8 @@ def run_list(dataset):
     return [
         {"id": r, "label": config["methods"][r]["label"], "group": config["methods"][r]["group"],
          "method": config["methods"][r]["method"], "trainable": is_trainable(r),
-         "params": config["methods"][r]["params"], "pairs_csv": pairs_csv(dataset, r)}
+         "params": config["methods"][r]["params"], "pairs_csv": pairs_csv(dataset, r),
+         "seed_of": config["methods"][r].get("seed_of", "")}
         for r in runs_for(dataset)
     ]
 
