@@ -30,7 +30,7 @@ def test_defaults_are_filled():
     cfg = validate_config({"datasets": {"d": {"type": "synthetic-fundus"}}, "methods": {"identity": {}}})
     assert cfg["seed"] == 0 and cfg["shards"] == 2 and cfg["threads"]["register"] == 1
     assert cfg["datasets"]["d"]["params"]["image_size"] == 128
-    assert cfg["datasets"]["d"]["params"]["pairs"]["test"] == 24
+    assert cfg["datasets"]["d"]["params"]["pairs"]["test"] == 32
 
 
 @pytest.mark.parametrize(
