@@ -6,7 +6,8 @@ rule aggregate:
     wildcard_constraints:
         dataset=DATASET_RE,
     input:
-        dataset_pairs,
+        pairs=dataset_pairs,
+        data=f"{DATA}/{{dataset}}/dataset.json",
     output:
         csv=table_stem("summary", "{dataset}") + ".csv",
         md=table_stem("summary", "{dataset}") + ".md",
@@ -25,6 +26,7 @@ rule aggregate:
         curves=curves_path("{dataset}"),
     params:
         runs=lambda w: run_list_path(w.dataset),
+        data=lambda w: f"{DATA}/{w.dataset}",
         out=lambda w, output: os.path.dirname(output.csv),
         paper=lambda w: paper_reference_arg(w.dataset),
         seed=config["seed"],
@@ -43,7 +45,8 @@ rule aggregate:
         mem_mb=RESOURCES["aggregate"]["mem_mb"],
         runtime=RESOURCES["aggregate"]["runtime"],
     shell:
-        "python -m pcreg aggregate --dataset {wildcards.dataset} --runs {params.runs} --out-dir {params.out}"
+        "python -m pcreg aggregate --dataset {wildcards.dataset} --runs {params.runs} --data {params.data}"
+        " --out-dir {params.out}"
         " {params.paper} --seed {params.seed} --n-boot {params.n_boot} --alpha {params.alpha}"
         " --reference {params.reference} --fire-direction {params.direction} > {log} 2>&1"
 
