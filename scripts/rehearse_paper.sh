@@ -4,7 +4,9 @@
 # run config/paper.yaml itself through the workflow with the overlay config/rehearsal.yaml and the stand-ins'
 # sources, then check the paper tables, the known FIRE geometry and the declared memory.
 #   scripts/rehearse_paper.sh [WORKDIR]      (default: a new temporary folder; kept for inspection)
-# Exit status 0 only if every check passed. Cores: PCREG_REHEARSAL_CORES (default 2).
+# Exit status 0 only if every check passed. Cores: PCREG_REHEARSAL_CORES (default 2). An interrupted rehearsal
+# resumes when rerun with the same WORKDIR and PCREG_REHEARSAL_PORT set to the port it used (WORKDIR/server.json):
+# the stand-ins are kept, so the sources (URL, checksum) and with them every finished job stay valid.
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 WORK="${1:-$(mktemp -d "${TMPDIR:-/tmp}/pcreg-rehearsal.XXXXXX")}"
@@ -18,7 +20,9 @@ cd "$REPO"
 start=$(date +%s)
 
 echo "== rehearsal: stand-ins in $WORK/standins"
-python -m pcreg.rehearsal build --out "$WORK/standins"
+if [ ! -f "$WORK/standins/standins.json" ]; then
+  python -m pcreg.rehearsal build --out "$WORK/standins"
+fi
 
 SERVER_PID=""
 stop_server() {
@@ -27,7 +31,7 @@ stop_server() {
 trap stop_server EXIT
 rm -f "$WORK/server.json"
 python -m pcreg.rehearsal serve --standins "$WORK/standins/standins.json" --ready "$WORK/server.json" \
-  > "$WORK/server.log" 2>&1 &
+  --port "${PCREG_REHEARSAL_PORT:-0}" > "$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 python -m pcreg.rehearsal sources --standins "$WORK/standins/standins.json" --ready "$WORK/server.json" \
   --out "$WORK/sources.yaml"

@@ -19,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("serve", help="serve the stand-ins on 127.0.0.1 until killed; write the URL to --ready")
     s.add_argument("--standins", type=Path, required=True)
     s.add_argument("--ready", type=Path, required=True)
+    s.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: a free one)")
     o = sub.add_parser("sources", help="wait for the server, then write the sources overlay config")
     o.add_argument("--standins", type=Path, required=True)
     o.add_argument("--ready", type=Path, required=True)
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "serve":
         from pcreg.rehearsal.server import serve_forever
 
-        serve_forever(standins, args.ready)
+        serve_forever(standins, args.ready, args.port)
         return 0
     if args.cmd == "sources":
         from pcreg.rehearsal.overlay import sources_overlay, write_yaml

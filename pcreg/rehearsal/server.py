@@ -125,12 +125,13 @@ class RehearsalServer:
         self.httpd.server_close()
 
 
-def serve_forever(standins: dict, ready_file: Path) -> None:
+def serve_forever(standins: dict, ready_file: Path, port: int = 0) -> None:
     """Serve the stand-ins of ``standins.json`` until the process is killed; write the base URL to ``ready_file``.
 
     The URL is written (atomically) only once the socket listens, so a waiting script can start its clients.
     """
-    server = RehearsalServer(Path(standins["fire_archive"]), {k: Path(v) for k, v in standins["repos"].items()})
+    server = RehearsalServer(Path(standins["fire_archive"]), {k: Path(v) for k, v in standins["repos"].items()},
+                             port)
     tmp = ready_file.with_name(ready_file.name + ".tmp")
     tmp.write_text(json.dumps({"url": server.url, "commits": server.commits}) + "\n")
     tmp.replace(ready_file)
