@@ -56,9 +56,12 @@ def main(argv: list[str] | None = None) -> int:
         write_yaml(args.out, sources_overlay(url, standins["fire_sha256"]))
         print(f"sources overlay {args.out}: stand-ins served at {url}")
         return 0
-    from pcreg.rehearsal.checks import GEOMETRY_TOLERANCE_PX, check_run
+    from pcreg.rehearsal.checks import GEOMETRY_TOLERANCE_PX, check_run, job_times
 
     problems, rows = check_run(args.run_dir, standins)
+    t = job_times(args.run_dir)
+    print(f"workflow jobs: {t['jobs']}, their wall times add up to {t['wall_s']:.0f} s and their CPU times to "
+          f"{t['cpu_s']:.0f} s")
     if not rows.empty:
         print("known geometry of the FIRE stand-in, mean landmark error in original px (whole FIRE, 768 px):")
         print(rows.pivot(index="pair_id", columns="run", values="mean_error_orig_px").round(2).to_string())

@@ -174,6 +174,15 @@ def memory_problems(run_dir: Path, config: dict) -> list[str]:
     return problems
 
 
+def job_times(run_dir: Path) -> dict[str, float]:
+    """Number of jobs and the sums of their wall and CPU seconds (Snakemake benchmark files)."""
+    files = sorted((run_dir / "results" / "benchmarks" / "rules").rglob("*.tsv"))
+    frames = [pd.read_csv(f, sep="\t") for f in files]
+    wall = sum(float(pd.to_numeric(f["s"], errors="coerce").sum()) for f in frames)
+    cpu = sum(float(pd.to_numeric(f["cpu_time"], errors="coerce").sum()) for f in frames if "cpu_time" in f)
+    return {"jobs": len(files), "wall_s": wall, "cpu_s": cpu}
+
+
 def check_run(run_dir: Path, standins: dict) -> tuple[list[str], pd.DataFrame]:
     """Every check of the module docstring; ``(problems, geometry rows)``."""
     datasets = {"fire-reg-256": {"ablation": True}, "fire": {},
