@@ -165,8 +165,9 @@ def test_geometry_check_maps_points_through_a_known_field(tmp_path: Path) -> Non
     rows = checks.geometry_rows(run, truth, runs=("identity", "sift"))
     err = rows.set_index("run")["mean_error_orig_px"]
     assert err["sift"] < 1e-6 and err["identity"] == pytest.approx(np.hypot(*shift) * scale)
-    assert checks.geometry_problems(rows.assign(category="S")) == [
-        "geometry: no syn pairs of categories S to check"]
+    assert checks.geometry_problems(rows.assign(category="S")) == []
+    assert checks.geometry_problems(rows[rows["run"] == "identity"]) == [
+        "geometry: no sift pairs of categories S/P/A to check"]
     bad = rows.assign(mean_error_orig_px=[50.0, 50.0])
     assert any("sift on S01 misses" in p for p in checks.geometry_problems(bad))
 
