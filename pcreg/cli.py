@@ -161,7 +161,14 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     data, doc = stats_table(pairs, runs, ds, reference=args.reference, n_boot=args.n_boot, seed=args.seed,
                             alpha=args.alpha)
     write_doc(doc, data, Path(table_stem("stats", ds, out)), runs)
-    data, doc, curves = geometry_table(pairs, runs, ds, direction=args.fire_direction)
+    working = None
+    if args.data:
+        from pcreg.datasets.format import PreparedDataset
+
+        prepared = PreparedDataset(args.data)
+        working = {"image_shape": prepared.image_shape, "original_scale": prepared.original_scale,
+                   "original_size": prepared.meta.get("spec", {}).get("original_size")}
+    data, doc, curves = geometry_table(pairs, runs, ds, direction=args.fire_direction, working=working)
     write_doc(doc, data, Path(table_stem("geometry", ds, out)), runs)
     curves.to_csv(curves_path(ds, out), index=False)
 
@@ -410,6 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples of the 95%% CI")
     p.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level of the CI")
     p.add_argument("--reference", required=True, help=reference_help)
+    p.add_argument("--data", default=None, help="prepared dataset directory (states its working size in the "
+                   "geometry table's notes)")
     p.add_argument("--fire-direction", default="moving_to_fixed", choices=["moving_to_fixed", "fixed_to_moving"],
                    help="FIRE AUC errors: moving landmarks into the fixed image (SuperRetina) or the reverse")
     common(p)

@@ -154,12 +154,18 @@ def locate(params: dict) -> Path:
     """The extracted FIRE folder: ``source_dir`` if given, else download, verify and extract FIRE.7z."""
     if params.get("source_dir"):
         return find_root(Path(params["source_dir"]).expanduser())
+    from filelock import FileLock
+
     cache = Path(params["cache_dir"])
+    cache.mkdir(parents=True, exist_ok=True)
     remote = Remote(url=params["url"], sha256=params["sha256"].lower(), fname="FIRE.7z",
                     size=FIRE_SIZE if params["sha256"].lower() == FIRE_SHA256 else None,
                     allow_unverified_tls=True)
-    archive = fetch(remote, cache)
-    return find_root(extract_7z(archive, cache / "FIRE", remote.sha256))
+    # fire and fire-reg-256 share one download and one extraction, and their prepare jobs run at once:
+    # one job downloads and extracts while the other waits, then finds both in place.
+    with FileLock(str(cache / "FIRE.7z.lock")):
+        archive = fetch(remote, cache)
+        return find_root(extract_7z(archive, cache / "FIRE", remote.sha256))
 
 
 def read_mask(root: Path, shape: tuple[int, int]) -> np.ndarray | None:

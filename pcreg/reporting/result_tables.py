@@ -214,15 +214,28 @@ def _fmt_status(r: dict, scope: str) -> str:
     return " / ".join(f"{v:.0f}" for v in vals)
 
 
+def working_size_note(working: dict) -> str:
+    """``Working size: ...``: the image size the methods registered at, against the original resolution."""
+    h, w = working["image_shape"]
+    scale = float(working["original_scale"])
+    orig = working.get("original_size")
+    text = f"Working size: the methods registered {h} x {w} px images"
+    if scale != 1.0:
+        text += (f" (originals {orig} px)" if orig else "") + f"; 1 working px = {scale:.3g} original px"
+    return text + "."
+
+
 def geometry_table(
-    pairs: pd.DataFrame, runs: Sequence[Run], dataset: str, direction: str = fire_protocol.DEFAULT_DIRECTION
+    pairs: pd.DataFrame, runs: Sequence[Run], dataset: str, direction: str = fire_protocol.DEFAULT_DIRECTION,
+    working: dict | None = None,
 ) -> tuple[pd.DataFrame, TableDoc, pd.DataFrame]:
     """TRE per category, FIRE AUC and status percentages per category and mAUC, EPE, folding, SDlogJ.
 
     The FIRE AUC and status are computed over the pairs with landmarks, with the
     errors of ``direction`` (:data:`pcreg.evaluation.fire_protocol.DIRECTIONS`). Returns the
     tidy CSV frame (one row per run), the document and the FIRE success curves
-    (``run, category, threshold, success_pct``; empty without landmarks).
+    (``run, category, threshold, success_pct``; empty without landmarks). ``working`` (``image_shape``,
+    ``original_scale``, optional ``original_size``) adds a note with the size the methods registered at.
     """
     if direction not in DIRECTION_COLUMNS:
         raise ValueError(f"unknown FIRE direction {direction!r}; expected one of {', '.join(DIRECTION_COLUMNS)}")
@@ -300,6 +313,8 @@ def geometry_table(
         f"{NA}: the method outputs an image and no displacement field, or the dataset has no landmarks / no "
         "ground-truth field. (n=K): the value covers K of the category's pairs (e.g. patches with landmarks).",
     ]
+    if working is not None:
+        notes.append(working_size_note(working))
     if not has_landmarks:
         notes.append(f"{dataset} has no landmarks (or no method outputs a field): TRE and AUC do not apply.")
     if not cats:

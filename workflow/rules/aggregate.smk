@@ -6,7 +6,8 @@ rule aggregate:
     wildcard_constraints:
         dataset=DATASET_RE,
     input:
-        dataset_pairs,
+        pairs=dataset_pairs,
+        data=f"{DATA}/{{dataset}}/dataset.json",
     output:
         csv=table_stem("summary", "{dataset}", TABLES) + ".csv",
         md=table_stem("summary", "{dataset}", TABLES) + ".md",
@@ -26,6 +27,7 @@ rule aggregate:
     params:
         code=_CODE["report"],
         runs=lambda w: run_list_path(w.dataset),
+        data=lambda w: f"{DATA}/{w.dataset}",
         out=lambda w, output: os.path.dirname(output.csv),
         paper=lambda w: paper_reference_arg(w.dataset),
         seed=config["seed"],
@@ -44,7 +46,8 @@ rule aggregate:
         mem_mb=RESOURCES["aggregate"]["mem_mb"],
         runtime=RESOURCES["aggregate"]["runtime"],
     shell:
-        "python -m pcreg aggregate --dataset {wildcards.dataset:q} --runs {params.runs:q} --out-dir {params.out:q}"
+        "python -m pcreg aggregate --dataset {wildcards.dataset:q} --runs {params.runs:q} --data {params.data:q}"
+        " --out-dir {params.out:q}"
         " --paper-reference={params.paper:q} --seed {params.seed:q} --n-boot {params.n_boot:q} --alpha {params.alpha:q}"
         " --reference {params.reference:q} --fire-direction {params.direction:q} > {log:q} 2>&1"
 
