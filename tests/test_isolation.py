@@ -202,7 +202,7 @@ def test_a_user_error_in_the_worker_reaches_the_job():
 
 def _dataset(tmp_path):
     module = get_dataset_type("synthetic-fundus")
-    params = validate_params(module, {"image_size": 32, "crop_px": 48, "pairs": {"train": 1, "val": 1, "test": 3}},
+    params = validate_params(module, {"image_size": 32, "pairs": {"train": 1, "val": 1, "test": 3}},
                              "t")
     module.prepare(tmp_path / "d", "d", params, 0)
     ds = PreparedDataset(tmp_path / "d")

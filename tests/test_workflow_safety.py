@@ -70,7 +70,7 @@ def snakemake(snakefile: Path, workdir: Path, *args: str, env: dict | None = Non
 
 
 TINY_FUNDUS = {"type": "synthetic-fundus",
-               "params": {"image_size": 32, "crop_px": 48, "pairs": {"train": 2, "val": 1, "test": 3}}}
+               "params": {"image_size": 32, "pairs": {"train": 2, "val": 1, "test": 3}}}
 
 
 @pytest.fixture(scope="module")
@@ -231,7 +231,7 @@ def test_changed_code_reruns_exactly_the_steps_that_run_it(tmp_path):
 def test_a_dry_run_with_another_config_leaves_a_running_runs_parameters_alone(tmp_path):
     """Issue 23 item 5: spec files are per configuration, so a second invocation cannot change a running one."""
     fundus = {"type": "synthetic-fundus",  # enough training pairs that preparing takes a few seconds
-              "params": {"image_size": 32, "crop_px": 48, "pairs": {"train": 400, "val": 1, "test": 1}}}
+              "params": {"image_size": 32, "pairs": {"train": 400, "val": 1, "test": 1}}}
 
     def config(lr: float) -> Path:
         cfg = {"seed": 0, "shards": 1, "device": "cpu", "datasets": {"fundus": fundus},
