@@ -127,7 +127,10 @@ def test_overlays_keep_paper_yaml_and_validate() -> None:
     update_config(merged, yaml.safe_load((ROOT / "config" / "rehearsal.yaml").read_text()))
     update_config(merged, sources_overlay("http://127.0.0.1:1", "0" * 64))
     cfg = validate_config(merged)
-    assert list(cfg["datasets"]) == list(paper["datasets"]) and list(cfg["methods"]) == list(paper["methods"])
+    rows = [r for r, spec in cfg["methods"].items() if not spec.get("seed_of")]  # seed runs <id>.seed<k> aside
+    assert list(cfg["datasets"]) == list(paper["datasets"]) and rows == list(paper["methods"])
+    for run, spec in paper["methods"].items():  # fewer training seeds at most, never none
+        assert 1 <= cfg["methods"][run].get("seeds", 1) <= spec.get("seeds", 1), run
     for run, spec in paper["methods"].items():
         got = cfg["methods"][run]
         assert got["label"] == spec["label"] and got["group"] == spec["group"]
