@@ -40,6 +40,62 @@ def cmd_validate_config(args: argparse.Namespace) -> None:
     print(f"config OK: {len(config['datasets'])} dataset(s), {len(config['methods'])} method run(s)")
 
 
+_CHECK_MARK = "::check "
+
+
+def cmd_check_method(args: argparse.Namespace) -> None:
+    """The plug-in contract checks on one method, one line per problem; exit 1 on problems.
+
+    The checks run in a child process, so that a method that kills the process (a segfault in a C library)
+    is reported with the check that was running, not as a dead terminal."""
+    import signal
+    import subprocess
+
+    if args.in_process:
+        _check_method_here(args)
+        return
+    cmd = [sys.executable, "-m", "pcreg", "check-method", args.method, "--in-process"]
+    if args.params:
+        cmd += ["--params", args.params]
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, bufsize=1)
+    current = "loading the method"
+    assert child.stdout is not None
+    for line in child.stdout:
+        if line.startswith(_CHECK_MARK):
+            current = line[len(_CHECK_MARK):].strip()
+        else:
+            print(line, end="", flush=True)
+    code = child.wait()
+    if code < 0:
+        name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+        print(f"PROBLEM crash: the method crashed the process (signal {-code}, {name}) during the '{current}' check; "
+              "in a benchmark run that pair is a failed pair (guard the input in register before calling the library)")
+        sys.exit(1)
+    sys.exit(code)
+
+
+def _check_method_here(args: argparse.Namespace) -> None:
+    import yaml
+
+    from pcreg.methods.check import run_checks
+
+    params = None
+    if args.params:
+        if not Path(args.params).is_file():
+            raise UserError(f"params file not found: {args.params}")
+        params = yaml.safe_load(Path(args.params).read_text()) or {}
+        if not isinstance(params, dict):
+            raise UserError(f"{args.params}: expected a mapping of the method's params")
+    problems, info = run_checks(args.method, params, progress=lambda c: print(f"{_CHECK_MARK}{c}", flush=True))
+    for line in info:
+        print(line)
+    for line in problems:
+        print(f"PROBLEM {line}")
+    print(f"{len(problems)} problem(s)" if problems else "OK: the method honours the plug-in contract")
+    if problems:
+        sys.exit(1)
+
+
 def cmd_prepare(args: argparse.Namespace) -> None:
     from pcreg.datasets import get_dataset_type
     from pcreg.schema import validate_params
@@ -245,6 +301,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate-config", help="validate config file(s) (merged in order) against the schemas")
     p.add_argument("configfile", nargs="+")
     p.set_defaults(func=cmd_validate_config)
+
+    p = sub.add_parser("check-method", help="run the plug-in contract checks on a method (built-in name, entry "
+                       "point or pkg.mod:Class); one line per problem, exit 1 on problems")
+    p.add_argument("method", help="a method name (e.g. syn) or an import path (mypkg.mymod:MyMethod)")
+    p.add_argument("--params", help="YAML/JSON file with the method's params (default: its schema's defaults)")
+    p.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_check_method)
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--seed", type=int, default=0)
