@@ -148,8 +148,9 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     summary = summarize_runs(runs, n_boot=args.n_boot, seed=args.seed, alpha=args.alpha)
     write_doc(overview_doc(summary, f"{ds}: test pairs, mean ± std per method",
                            notes=["n/a: the metric does not apply (no field, no landmarks or no ground-truth field). "
-                                  "TRE here in pixels of the dataset's images; at the original resolution in the "
-                                  "geometry table. The CSV has the bootstrap CIs."]),
+                                  "TRE in pixels of the original images (as in the geometry table and the box and "
+                                  "speed plots); EPE in pixels of the dataset's images. The CSV has the bootstrap "
+                                  "CIs."]),
               summary, Path(table_stem("summary", ds, out)), runs)
     pairs = load_pairs(runs)
     data, doc = table1(summary, runs, ds, args.paper_reference)
@@ -160,6 +161,19 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     data, doc, curves = geometry_table(pairs, runs, ds, direction=args.fire_direction)
     write_doc(doc, data, Path(table_stem("geometry", ds, out)), runs)
     curves.to_csv(curves_path(ds, out), index=False)
+
+
+def cmd_summary(args: argparse.Namespace) -> None:
+    from pcreg.reporting.outputs import table_stem
+    from pcreg.reporting.summary import summarize_dataset, write_summary
+
+    summaries = []
+    for name, runs in args.dataset:
+        summaries.append(summarize_dataset(
+            name, _runs(runs), audit_csv=Path(table_stem("audit", name, args.tables_dir) + ".csv"),
+            fidelity_csv=Path(table_stem("fidelity", name, args.tables_dir) + ".csv"), n_boot=args.n_boot,
+            seed=args.seed, alpha=args.alpha))
+    write_summary(summaries, Path(args.out_stem), Path(args.fragment) if args.fragment else None)
 
 
 def cmd_table3(args: argparse.Namespace) -> None:
@@ -218,7 +232,7 @@ def cmd_figures(args: argparse.Namespace) -> None:
 
 
 def cmd_plots(args: argparse.Namespace) -> None:
-    from pcreg.reporting.outputs import figure_path
+    from pcreg.reporting.outputs import PLOTS, figure_path
     from pcreg.reporting.plots import box_plots, fire_success_curves, speed_accuracy, training_curves
     from pcreg.reporting.result_tables import geometry_table
     from pcreg.reporting.tables import load_pairs
@@ -226,11 +240,16 @@ def cmd_plots(args: argparse.Namespace) -> None:
     runs = _runs(args.runs)
     out, ds = Path(args.out_dir), args.dataset
     pairs = load_pairs(runs)
-    box_plots(pairs, runs, ds, Path(figure_path("boxplots", ds, out)))
-    speed_accuracy(pairs, runs, ds, Path(figure_path("speed", ds, out)))
-    geometry, _, curves = geometry_table(pairs, runs, ds, direction=args.fire_direction)
-    fire_success_curves(curves, runs, ds, Path(figure_path("fire_success", ds, out)), aucs=geometry)
-    training_curves(runs, ds, Path(figure_path("training", ds, out)))
+    wanted = set(args.only or PLOTS)
+    if "boxplots" in wanted:
+        box_plots(pairs, runs, ds, Path(figure_path("boxplots", ds, out)))
+    if "speed" in wanted:
+        speed_accuracy(pairs, runs, ds, Path(figure_path("speed", ds, out)))
+    if "fire_success" in wanted:
+        geometry, _, curves = geometry_table(pairs, runs, ds, direction=args.fire_direction)
+        fire_success_curves(curves, runs, ds, Path(figure_path("fire_success", ds, out)), aucs=geometry)
+    if "training" in wanted:
+        training_curves(runs, ds, Path(figure_path("training", ds, out)))
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -358,6 +377,17 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_aggregate)
 
+    p = sub.add_parser("summary", help="the one-page summary of a run (every dataset's ranked methods and conclusion)")
+    p.add_argument("--dataset", nargs=2, action="append", required=True, metavar=("NAME", "RUNS"),
+                   help="a dataset and its run list (repeat per dataset)")
+    p.add_argument("--tables-dir", required=True, help="tables directory (audit and fidelity tables are read here)")
+    p.add_argument("--out-stem", required=True, help="summary path without extension (results/summary)")
+    p.add_argument("--fragment", help="also write the HTML fragment the report's landing page embeds")
+    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples of the 95%% CI")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level; 1 - confidence level of the CI")
+    common(p)
+    p.set_defaults(func=cmd_summary)
+
     p = sub.add_parser("table3", help="the paper's Table 3 (intra-frame and temporal metrics) of a dataset")
     p.add_argument("--dataset", required=True)
     p.add_argument("--data", required=True, help="prepared dataset directory")
@@ -412,6 +442,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True, help="figures directory (results/figures)")
     p.add_argument("--fire-direction", default="moving_to_fixed", choices=["moving_to_fixed", "fixed_to_moving"],
                    help="FIRE success-curve errors (as for aggregate)")
+    p.add_argument("--only", nargs="+", choices=["boxplots", "speed", "fire_success", "training"],
+                   help="draw only these figures (default: all)")
     common(p)
     p.set_defaults(func=cmd_plots)
 

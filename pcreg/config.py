@@ -42,6 +42,7 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     from pcreg.methods.registry import get_method_class
     from pcreg.reporting.paper_values import paper_datasets
 
+    given_reference = (config.get("stats") or {}).get("reference")
     config = validate(copy.deepcopy(dict(config)), load_schema())
     for name, spec in config["datasets"].items():
         dtype = _named(get_dataset_type, spec["type"], f"datasets.{name}.type")
@@ -57,6 +58,11 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
         for ds in spec.get("datasets", []):
             if ds not in config["datasets"]:
                 raise UserError(f"config error at methods.{run_id}.datasets: unknown dataset {ds!r}")
+    # A reference given in the config must be one of its runs (the schema's default may be absent: no tests then).
+    reference = given_reference
+    if reference is not None and reference not in config["methods"]:
+        raise UserError(f"config error at stats.reference: {reference!r} is not a method run of this config "
+                        f"({', '.join(config['methods'])}); every method is tested against it")
     return config
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+RESULTS_DIR = "results"
 TABLES_DIR = "results/tables"
 FIGURES_DIR = "results/figures"
 #: Every table is written in these formats (html: the report's view).
@@ -31,6 +32,12 @@ ALWAYS_TABLES = ("summary", "table1", "stats", "geometry", "audit")
 #: The FIRE success curves behind the geometry table (CSV only).
 CURVES = "fire_curves_{dataset}.csv"
 
+#: The run's one-page summary (results/summary.md, .html, .txt, .csv) and the fragment of it that the
+#: Snakemake report's landing page embeds (workflow/report/workflow.rst).
+SUMMARY = "summary"
+SUMMARY_EXTS = ("md", "html", "txt", "csv")
+SUMMARY_FRAGMENT = "summary-report.html"
+
 #: Figure kind -> file name in FIGURES_DIR.
 FIGURES = {
     "qualitative": "{dataset}_qualitative.png",
@@ -40,8 +47,10 @@ FIGURES = {
     "training": "{dataset}_training.png",
     "fidelity": "{dataset}_fidelity.png",  # only when the dataset has content-fidelity feature masks
 }
-#: The figures drawn by ``python -m pcreg plots`` (the qualitative grid is its own command).
+#: The figures drawn by ``python -m pcreg plots`` (the qualitative grid is its own command); fire_success
+#: only for datasets with landmarks (a figure that does not apply is not drawn).
 PLOTS = ("boxplots", "speed", "fire_success", "training")
+LANDMARK_PLOTS = ("fire_success",)
 
 
 def table_name(kind: str, dataset: str) -> str:
@@ -67,3 +76,13 @@ def curves_path(dataset: str, tables_dir: str | Path = TABLES_DIR) -> str:
 def figure_path(kind: str, dataset: str, figures_dir: str | Path = FIGURES_DIR) -> str:
     """Path of figure ``kind`` of ``dataset``."""
     return str(Path(figures_dir) / FIGURES[kind].format(dataset=dataset))
+
+
+def summary_stem(results_dir: str | Path = RESULTS_DIR) -> str:
+    """Path without extension of the run's summary (``results/summary``)."""
+    return str(Path(results_dir) / SUMMARY)
+
+
+def summary_files(results_dir: str | Path = RESULTS_DIR) -> list[str]:
+    """Every file of the summary, the report's fragment included."""
+    return [f"{summary_stem(results_dir)}.{ext}" for ext in SUMMARY_EXTS] + [str(Path(results_dir) / SUMMARY_FRAGMENT)]

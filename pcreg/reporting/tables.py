@@ -29,7 +29,7 @@ SUMMARY_METRICS: dict[str, tuple[str, int]] = {
     "ssim": ("SSIM (Gaussian 11x11)", 3),
     "ssim_uniform7": ("SSIM (uniform 7x7)", 3),
     "psnr": ("PSNR (dB)", 2),
-    "tre_px": ("TRE (px)", 2),
+    "tre_orig_px": ("TRE (px, original resolution)", 2),  # the unit of the geometry table and the plots
     "epe_px": ("EPE (px)", 2),
     "folding_pct": ("Folding (%)", 2),
     "sdlogj": ("SDlogJ", 3),

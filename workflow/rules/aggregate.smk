@@ -150,8 +150,6 @@ rule plots:
                         category="{dataset}", subcategory="4 Figures"),
         speed=report(figure_path("speed", "{dataset}"), caption="../report/speed.rst",
                      category="{dataset}", subcategory="4 Figures"),
-        fire=report(figure_path("fire_success", "{dataset}"), caption="../report/fire_success.rst",
-                    category="{dataset}", subcategory="3 Geometry"),
         training=report(figure_path("training", "{dataset}"), caption="../report/training.rst",
                         category="{dataset}", subcategory="4 Figures"),
     params:
@@ -170,7 +168,69 @@ rule plots:
         runtime=10,
     shell:
         "python -m pcreg plots --dataset {wildcards.dataset} --runs {params.runs} --out-dir {params.out}"
-        " --fire-direction {params.direction} > {log} 2>&1"
+        " --only boxplots speed training > {log} 2>&1"
+
+
+# FIRE success curves only where the dataset has landmarks (evaluation_common.smk: plots_of).
+rule fire_success:
+    wildcard_constraints:
+        dataset=DATASET_RE,
+    input:
+        dataset_pairs,
+    output:
+        report(figure_path("fire_success", "{dataset}"), caption="../report/fire_success.rst",
+               category="{dataset}", subcategory="3 Geometry"),
+    params:
+        runs=lambda w: run_list_path(w.dataset),
+        out=lambda w, output: os.path.dirname(output[0]),
+        direction=config["stats"]["fire_direction"],
+    log:
+        "results/logs/fire_success/{dataset}.log",
+    benchmark:
+        "results/benchmarks/rules/fire_success/{dataset}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: THREADS["aggregate"]
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "python -m pcreg plots --dataset {wildcards.dataset} --runs {params.runs} --out-dir {params.out}"
+        " --fire-direction {params.direction} --only fire_success > {log} 2>&1"
+
+
+# The run's one-page summary, written last (it takes every table and figure as input, so `all` depends on it
+# and the manifest only): the report's landing page (workflow/report/workflow.rst) and the end-of-run print.
+rule summary:
+    input:
+        evaluation_targets(),
+        [f"results/{d}/{r}/pairs.csv" for d in DATASETS for r in runs_for(d)],
+        [run_list_path(d) for d in DATASETS],
+    output:
+        files=[f for f in summary_files() if not f.endswith(".html")],
+        html=report(summary_stem() + ".html", caption="../report/summary.rst", category="0 Summary"),
+        fragment=summary_files()[-1],
+    params:
+        datasets=" ".join(f"--dataset {d} {run_list_path(d)}" for d in DATASETS),
+        tables=os.path.dirname(table_stem("summary", "x")),
+        stem=summary_stem(),
+        n_boot=config["stats"]["n_boot"],
+        alpha=config["stats"]["alpha"],
+        seed=config["seed"],
+    log:
+        "results/logs/summary.log",
+    benchmark:
+        "results/benchmarks/rules/summary.tsv"
+    conda:
+        "../../environment.yml"
+    threads: THREADS["aggregate"]
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "python -m pcreg summary {params.datasets} --tables-dir {params.tables} --out-stem {params.stem}"
+        " --fragment {output.fragment} --n-boot {params.n_boot} --alpha {params.alpha} --seed {params.seed}"
+        " > {log} 2>&1"
 
 
 rule manifest:
