@@ -57,9 +57,9 @@ onsuccess:
     # invocation made the summary (a run of one target leaves an older summary unprinted).
     from pcreg.reporting.outputs import summary_stem
 
-    _txt = Path(summary_stem() + ".txt")
+    _txt = Path(f"{summary_stem()}.txt")
     if _txt.is_file() and _txt.stat().st_mtime >= workflow_start:
-        print("\n" + _txt.read_text() + f"Full summary: {summary_stem()}.md / .html; report: snakemake --report "
+        print(f"\n{_txt.read_text()}Full summary: {summary_stem()}.md / .html; report: snakemake --report "
               "results/report.html --configfile <the same config>", file=sys.stderr)
 
 

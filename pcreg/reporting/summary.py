@@ -191,6 +191,8 @@ def _conclusion(dataset: str, rows: list[dict], pairs: pd.DataFrame, geo: str, a
             else:
                 parts.append(f"Too few independent units ({len(common)}) to test its lead over {second['label']}: "
                              "the ranking is descriptive only.")
+    if not ranked:
+        parts.append(f"On {dataset}, only reference rows were run: nothing to rank.")
     synth = [r["label"] for r in rows if r["audit"] in SYNTH_AUDIT or r["fidelity"] in SYNTH_FIDELITY]
     if synth:
         parts.append(f"{', '.join(synth)} {'synthesise' if len(synth) > 1 else 'synthesises'} rather than "

@@ -212,8 +212,8 @@ rule summary:
         fragment=summary_files()[-1],
     params:
         datasets=" ".join(f"--dataset {d} {run_list_path(d)}" for d in DATASETS),
-        tables=os.path.dirname(table_stem("summary", "x")),
-        stem=summary_stem(),
+        tables=lambda w, input: os.path.dirname(table_stem("audit", DATASETS[0])),
+        stem=lambda w, output: os.path.splitext(output.files[0])[0],
         n_boot=config["stats"]["n_boot"],
         alpha=config["stats"]["alpha"],
         seed=config["seed"],
