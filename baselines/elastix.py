@@ -53,7 +53,7 @@ class Elastix(Method):
             "grid_spacing": {
                 "type": "number",
                 "exclusiveMinimum": 0,
-                "default": 16.0,
+                "default": 32.0,
                 "description": "Final B-spline control-point spacing in pixels (elastix's "
                 "FinalGridSpacingInPhysicalUnits; coarser is stiffer).",
             },
@@ -72,7 +72,7 @@ class Elastix(Method):
             "iterations": {
                 "type": "integer",
                 "minimum": 1,
-                "default": 200,
+                "default": 100,
                 "description": "Optimizer iterations per level of the B-spline stage (affine: half of it).",
             },
             "histogram_bins": {

@@ -124,7 +124,7 @@ def plan(cmd: Command) -> tuple[list[str] | None, str]:
         if "--directory" in args:  # a scratch directory of the docs: keep it inside the copy
             i = args.index("--directory")
             args[i + 1] = "scratch-run"
-        return [sys.executable, "-m", "snakemake", *args, "-n"], "dry run"
+        return [sys.executable, "-m", "snakemake", *args, "-n", "--quiet"], "dry run"
     if prog == "python" and argv[1:3] == ["-m", "pytest"]:
         return None, "the test suite itself"
     if prog == "python" and argv[1:3] == ["-m", "venv"]:
@@ -178,6 +178,33 @@ def test_commands_are_found() -> None:
 
 
 _RAN: dict[tuple, subprocess.CompletedProcess] = {}
+#: (config files, targets) already dry-run: another command on the same DAG (other --cores, --resources,
+#: --profile) is parsed only (--list-rules: its options, config files and the workflow), which keeps the test
+#: under two minutes (a dry run of config/paper.yaml alone is ~18 s of CPU).
+_DAGS: set[tuple] = set()
+
+
+def _dag_key(argv: list[str]) -> tuple:
+    """The config files and targets of a snakemake command line (what its DAG depends on)."""
+    args = argv[3:]
+    configs, targets, i = [], [], 0
+    takes_value = {"--cores", "-c", "--jobs", "-j", "--resources", "--profile", "--directory", "-d", "--config",
+                   "--set-resources", "--executor", "-e"}
+    while i < len(args):
+        a = args[i]
+        if a == "--configfile":
+            i += 1
+            while i < len(args) and not args[i].startswith("-"):
+                configs.append(args[i])
+                i += 1
+            continue
+        if a in takes_value:
+            i += 2
+            continue
+        if not a.startswith("-"):
+            targets.append(a)
+        i += 1
+    return tuple(configs), tuple(sorted(targets or ["all"]))
 
 
 @pytest.mark.parametrize("cmd", documented_commands(), ids=lambda c: f"{c.source}: {c.text[:70]}")
@@ -186,6 +213,12 @@ def test_documented_command_runs_as_written(cmd: Command, checkout: Path) -> Non
     if argv is None:
         pytest.skip(f"not run: {what}")
     env = {**os.environ, **dict(cmd.env), "PYTHONPATH": _pythonpath(checkout)}
+    if what == "dry run":
+        dag = _dag_key(argv)
+        if dag in _DAGS:
+            argv = [a for a in argv if a not in ("-n", "--quiet")] + ["--list-rules"]
+            what = "parsed (its DAG was dry-run by another documented command)"
+        _DAGS.add(dag)
     key = (tuple(argv), cmd.env)
     if key not in _RAN:  # the same command documented twice runs once
         _RAN[key] = subprocess.run(argv, cwd=checkout, env=env, capture_output=True, text=True, timeout=300)
@@ -194,4 +227,4 @@ def test_documented_command_runs_as_written(cmd: Command, checkout: Path) -> Non
                                   f"{(proc.stdout + proc.stderr)[-2500:]}")
     if what == "dry run":
         out = proc.stdout + proc.stderr
-        assert "This was a dry-run" in out or "Nothing to be done" in out, out[-1500:]
+        assert "Job stats" in out or "Nothing to be done" in out, out[-1500:]
