@@ -75,7 +75,7 @@ def test_ranked_by_tre_with_reference_rows_verdicts_and_marks(tmp_path: Path) ->
     text = s.conclusion
     assert text.startswith("On d, SyN registers best: TRE")
     assert "Its lead over SIFT is significant" in text  # 8 units, every difference the same sign
-    assert "PCReg-Net † ‡ synthesises rather than register" in text
+    assert "PCReg-Net † ‡ synthesises rather than registers" in text
     assert "Your method Mine ranks 3 of 3" in text and "SIFT 1/8" in text
 
 

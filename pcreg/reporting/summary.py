@@ -195,9 +195,10 @@ def _conclusion(dataset: str, rows: list[dict], pairs: pd.DataFrame, geo: str, a
         parts.append(f"On {dataset}, only reference rows were run: nothing to rank.")
     synth = [r["label"] for r in rows if r["audit"] in SYNTH_AUDIT or r["fidelity"] in SYNTH_FIDELITY]
     if synth:
-        parts.append(f"{', '.join(synth)} {'synthesise' if len(synth) > 1 else 'synthesises'} rather than "
-                     "register (audit or content-fidelity verdict): their intensity scores do not measure "
-                     "registration.")
+        many = len(synth) > 1
+        parts.append(f"{', '.join(synth)} {'synthesise' if many else 'synthesises'} rather than "
+                     f"{'register' if many else 'registers'} (audit or content-fidelity verdict): "
+                     f"{'their' if many else 'its'} intensity scores do not measure registration.")
     elif any(r["audit"] != DASH for r in rows):
         parts.append("No method was found to synthesise the fixed image (audit"
                      f"{' and content fidelity' if any(r['fidelity'] != DASH for r in rows) else ''}).")
@@ -284,9 +285,15 @@ _CSS = ("body{font-family:sans-serif;font-size:13px;max-width:100%} table{border
         " .legend{font-size:11px;color:#444}")
 
 
+#: For the Snakemake report's landing page only: its description column is 32rem wide beside the rule graph,
+#: so a summary table would run under the graph; the description gets the full width and the graph wraps below.
+_REPORT_CSS = ("div.grow.flex.items-start{flex-wrap:wrap} div.prose.max-w-lg{max-width:none !important;width:100%}"
+               " div.prose table{margin:0}")
+
+
 def to_html(summaries: Sequence[DatasetSummary], title: str, standalone: bool = True) -> str:
     """The summary as HTML; ``standalone`` False gives a fragment for the Snakemake report's landing page."""
-    body = [f"<h1>{html.escape(title)}</h1>"]
+    body = [f"<h1>{html.escape(title)}</h1>"] if standalone else []  # the report's page has its own title
     for s in summaries:
         header, rows = table_cells(s)
         body += [f"<h2>{html.escape(s.dataset)}</h2>", f"<p class='conclusion'>{html.escape(s.conclusion)}</p>",
@@ -299,7 +306,7 @@ def to_html(summaries: Sequence[DatasetSummary], title: str, standalone: bool = 
         body += [f"<p class='legend'>{html.escape(n)}</p>" for n in s.notes]
     body.append(f"<p class='legend'>{html.escape(LEGEND.replace('**bold**', 'bold'))}</p>")
     if not standalone:
-        return f"<style>{_CSS}</style>\n" + "\n".join(body) + "\n"
+        return f"<style>{_CSS} {_REPORT_CSS}</style>\n" + "\n".join(body) + "\n"
     return ("<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
             f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n" + "\n".join(body)
             + "\n</body></html>\n")
