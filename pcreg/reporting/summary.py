@@ -174,9 +174,15 @@ def _conclusion(dataset: str, rows: list[dict], pairs: pd.DataFrame, geo: str, a
         ref_text = f" (against {' and '.join(refs)})" if refs else ""
         unit = header.split(" (")[-1].rstrip(")") if geo else ""
         value = fmt_value(best[f"{rank_col}_mean"], 2 if geo else 3)
-        what = "registers best" if geo else "scores the highest NCC (no geometric metric applies)"
+        unreg = by_id.get("identity")
+        no_gain = bool(geo and unreg is not None and np.isfinite(unreg.get(f"{geo}_ci_low", math.nan))
+                       and best[f"{geo}_mean"] >= unreg[f"{geo}_ci_low"])
+        what = ("has the lowest error" if no_gain else "registers best") if geo else \
+            "scores the highest NCC (no geometric metric applies)"
         parts.append(f"On {dataset}, {best['label']} {what}: {header.split(' (')[0]} {value}"
                      f"{' ' + unit if geo else ''}{ref_text}.")
+        if no_gain:
+            parts.append("That is within the Unregistered row's CI: no method clearly registers this dataset.")
         if len(ranked) > 1:
             second = ranked[1]
             a, b = _unit_means(pairs, best["run"], rank_col), _unit_means(pairs, second["run"], rank_col)
