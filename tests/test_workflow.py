@@ -117,7 +117,7 @@ def test_workflow_end_to_end(tmp_path):
     html = (res / "report.html").read_text()
     assert "audit_fundus.html" in html and "fundus_fire_success.png" in html and "fidelity_orpam.html" in html
     assert "orpam_fire_success.png" not in html  # no placeholder figure
-    assert "pcreg-bench: the run" in html and "pcreg-bench summary" in html  # the landing page is the summary
+    assert "pcreg-bench: the run" in html and "On fundus, only reference rows" in html  # landing page: the summary
     # the summary: one section per dataset, the Unregistered row, the verdicts; printed at the end of the run
     summary = Path(summary_stem(res) + ".md").read_text()
     assert all(f"## {d}" in summary for d in ("fundus", "orpam", "pairs")) and "Unregistered" in summary
