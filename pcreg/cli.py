@@ -48,6 +48,62 @@ def cmd_validate_config(args: argparse.Namespace) -> None:
     print(f"config OK: {len(config['datasets'])} dataset(s), {len(config['methods'])} method run(s)")
 
 
+_CHECK_MARK = "::check "
+
+
+def cmd_check_method(args: argparse.Namespace) -> None:
+    """The plug-in contract checks on one method, one line per problem; exit 1 on problems.
+
+    The checks run in a child process, so that a method that kills the process (a segfault in a C library)
+    is reported with the check that was running, not as a dead terminal."""
+    import signal
+    import subprocess
+
+    if args.in_process:
+        _check_method_here(args)
+        return
+    cmd = [sys.executable, "-m", "pcreg", "check-method", args.method, "--in-process"]
+    if args.params:
+        cmd += ["--params", args.params]
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, bufsize=1)
+    current = "loading the method"
+    assert child.stdout is not None
+    for line in child.stdout:
+        if line.startswith(_CHECK_MARK):
+            current = line[len(_CHECK_MARK):].strip()
+        else:
+            print(line, end="", flush=True)
+    code = child.wait()
+    if code < 0:
+        name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+        print(f"PROBLEM crash: the method crashed the process (signal {-code}, {name}) during the '{current}' check; "
+              "in a benchmark run that pair is a failed pair (guard the input in register before calling the library)")
+        sys.exit(1)
+    sys.exit(code)
+
+
+def _check_method_here(args: argparse.Namespace) -> None:
+    import yaml
+
+    from pcreg.methods.check import run_checks
+
+    params = None
+    if args.params:
+        if not Path(args.params).is_file():
+            raise UserError(f"params file not found: {args.params}")
+        params = yaml.safe_load(Path(args.params).read_text()) or {}
+        if not isinstance(params, dict):
+            raise UserError(f"{args.params}: expected a mapping of the method's params")
+    problems, info = run_checks(args.method, params, progress=lambda c: print(f"{_CHECK_MARK}{c}", flush=True))
+    for line in info:
+        print(line)
+    for line in problems:
+        print(f"PROBLEM {line}")
+    print(f"{len(problems)} problem(s)" if problems else "OK: the method honours the plug-in contract")
+    if problems:
+        sys.exit(1)
+
+
 def cmd_prepare(args: argparse.Namespace) -> None:
     from pcreg.datasets import get_dataset_type
     from pcreg.schema import validate_params
@@ -149,8 +205,8 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     ds = args.dataset
     summary = summarize_runs(runs, n_boot=args.n_boot, seed=args.seed, alpha=args.alpha)
     notes = ["n/a: the metric does not apply (no field, no landmarks or no ground-truth field). "
-             "TRE here in pixels of the dataset's images; at the original resolution in the "
-             "geometry table. The CSV has the bootstrap CIs."]
+             "TRE in pixels of the original images (as in the geometry table and the box and speed plots); "
+             "EPE in pixels of the dataset's images. The CSV has the bootstrap CIs."]
     if any(is_ground_truth(r) for r in runs):
         notes.append(GROUND_TRUTH_NOTE)
     write_doc(overview_doc(summary, f"{ds}: test pairs, mean ± std per method", notes=notes),
@@ -171,6 +227,19 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     data, doc, curves = geometry_table(pairs, runs, ds, direction=args.fire_direction, working=working)
     write_doc(doc, data, Path(table_stem("geometry", ds, out)), runs)
     curves.to_csv(curves_path(ds, out), index=False)
+
+
+def cmd_summary(args: argparse.Namespace) -> None:
+    from pcreg.reporting.outputs import table_stem
+    from pcreg.reporting.summary import summarize_dataset, write_summary
+
+    summaries = []
+    for name, runs in args.dataset:
+        summaries.append(summarize_dataset(
+            name, _runs(runs), audit_csv=Path(table_stem("audit", name, args.tables_dir) + ".csv"),
+            fidelity_csv=Path(table_stem("fidelity", name, args.tables_dir) + ".csv"), n_boot=args.n_boot,
+            seed=args.seed, alpha=args.alpha))
+    write_summary(summaries, Path(args.out_stem), Path(args.fragment) if args.fragment else None)
 
 
 def cmd_table3(args: argparse.Namespace) -> None:
@@ -279,7 +348,7 @@ def cmd_figures(args: argparse.Namespace) -> None:
 
 
 def cmd_plots(args: argparse.Namespace) -> None:
-    from pcreg.reporting.outputs import figure_path
+    from pcreg.reporting.outputs import PLOTS, figure_path
     from pcreg.reporting.plots import box_plots, fire_success_curves, speed_accuracy, training_curves
     from pcreg.reporting.result_tables import geometry_table
     from pcreg.reporting.tables import load_pairs
@@ -287,11 +356,16 @@ def cmd_plots(args: argparse.Namespace) -> None:
     runs = _runs(args.runs)
     out, ds = Path(args.out_dir), args.dataset
     pairs = load_pairs(runs)
-    box_plots(pairs, runs, ds, Path(figure_path("boxplots", ds, out)))
-    speed_accuracy(pairs, runs, ds, Path(figure_path("speed", ds, out)))
-    geometry, _, curves = geometry_table(pairs, runs, ds, direction=args.fire_direction)
-    fire_success_curves(curves, runs, ds, Path(figure_path("fire_success", ds, out)), aucs=geometry)
-    training_curves(runs, ds, Path(figure_path("training", ds, out)))
+    wanted = set(args.only or PLOTS)
+    if "boxplots" in wanted:
+        box_plots(pairs, runs, ds, Path(figure_path("boxplots", ds, out)))
+    if "speed" in wanted:
+        speed_accuracy(pairs, runs, ds, Path(figure_path("speed", ds, out)))
+    if "fire_success" in wanted:
+        geometry, _, curves = geometry_table(pairs, runs, ds, direction=args.fire_direction)
+        fire_success_curves(curves, runs, ds, Path(figure_path("fire_success", ds, out)), aucs=geometry)
+    if "training" in wanted:
+        training_curves(runs, ds, Path(figure_path("training", ds, out)))
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -373,6 +447,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not check that `device: cuda` has a CUDA device on this machine (cluster login nodes)")
     p.set_defaults(func=cmd_validate_config)
 
+    p = sub.add_parser("check-method", help="run the plug-in contract checks on a method (built-in name, entry "
+                       "point or pkg.mod:Class); one line per problem, exit 1 on problems")
+    p.add_argument("method", help="a method name (e.g. syn) or an import path (mypkg.mymod:MyMethod)")
+    p.add_argument("--params", help="YAML/JSON file with the method's params (default: its schema's defaults)")
+    p.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_check_method)
+
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--threads", type=int, default=1)
@@ -423,6 +504,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="FIRE AUC errors: moving landmarks into the fixed image (SuperRetina) or the reverse")
     common(p)
     p.set_defaults(func=cmd_aggregate)
+
+    p = sub.add_parser("summary", help="the one-page summary of a run (every dataset's ranked methods and conclusion)")
+    p.add_argument("--dataset", nargs=2, action="append", required=True, metavar=("NAME", "RUNS"),
+                   help="a dataset and its run list (repeat per dataset)")
+    p.add_argument("--tables-dir", required=True, help="tables directory (audit and fidelity tables are read here)")
+    p.add_argument("--out-stem", required=True, help="summary path without extension (results/summary)")
+    p.add_argument("--fragment", help="also write the HTML fragment the report's landing page embeds")
+    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples of the 95%% CI")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level; 1 - confidence level of the CI")
+    common(p)
+    p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("table3", help="the paper's Table 3 (intra-frame and temporal metrics) of a dataset")
     p.add_argument("--dataset", required=True)
@@ -478,6 +570,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True, help="figures directory (results/figures)")
     p.add_argument("--fire-direction", default="moving_to_fixed", choices=["moving_to_fixed", "fixed_to_moving"],
                    help="FIRE success-curve errors (as for aggregate)")
+    p.add_argument("--only", nargs="+", choices=["boxplots", "speed", "fire_success", "training"],
+                   help="draw only these figures (default: all)")
     common(p)
     p.set_defaults(func=cmd_plots)
 

@@ -58,6 +58,7 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     from pcreg.methods.registry import get_method_class
     from pcreg.reporting.paper_values import paper_datasets
 
+    given_reference = (config.get("stats") or {}).get("reference")
     config = validate(copy.deepcopy(dict(config)), load_schema())
     for key in PATH_KEYS:
         _check_path(config[key], key)
@@ -78,6 +79,11 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
         for ds in spec.get("datasets", []):
             if ds not in config["datasets"]:
                 raise UserError(f"config error at methods.{run_id}.datasets: unknown dataset {ds!r}")
+    # A reference given in the config must be one of its runs (the schema's default may be absent: no tests then).
+    reference = given_reference
+    if reference is not None and reference not in config["methods"]:
+        raise UserError(f"config error at stats.reference: {reference!r} is not a method run of this config "
+                        f"({', '.join(config['methods'])}); every method is tested against it")
     config["methods"] = expand_seeds(config["methods"])
     return config
 

@@ -72,6 +72,19 @@ def test_cli_prints_one_line(tmp_path):
     assert ok.returncode == 0 and "config OK" in ok.stdout
 
 
+def test_stats_reference_must_be_a_configured_method(tmp_path):
+    cfg = _cfg(methods={"identity": {}, "sift": {}}, stats={"reference": "pcreg_net"})
+    with pytest.raises(UserError, match="config error at stats.reference: 'pcreg_net' is not a method run of this "
+                                        "config .identity, sift."):
+        validate_config(cfg)
+    assert validate_config(_cfg(methods={"identity": {}, "sift": {}}, stats={"reference": "sift"}))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run([sys.executable, "-m", "pcreg", "validate-config", str(bad)], capture_output=True,
+                          text=True, cwd=ROOT)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "stats.reference" in proc.stderr
+
+
 def test_paper_reference_must_be_a_dataset_of_the_paper_values_file():
     cfg = _cfg()
     name = next(iter(cfg["datasets"]))

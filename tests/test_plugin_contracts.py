@@ -2,8 +2,9 @@
 
 A new method (baselines/foo.py) or dataset type (pcreg/datasets/foo.py) is picked up
 by the registries and tested here without writing a test:
-- methods: the field convention on a known shift, the kind of output, a constant
-  image survived with a ``failed`` flag (never an exception), determinism;
+- methods: the checks of ``python -m pcreg check-method`` (pcreg/methods/check.py, one definition): the
+  field convention on a known shift, the kind, dtype and range of the output, constant and blank images
+  survived with a ``failed`` flag (never an exception), determinism;
 - dataset types: the on-disk format of docs/DATASETS.md and disjoint splits.
 """
 
@@ -14,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).parent))
 from helpers.fire_layout import make_fire_tree  # noqa: E402
@@ -23,49 +23,38 @@ from pcreg.datasets import PreparedDataset, available_dataset_types, get_dataset
 from pcreg.datasets.format import MANIFEST_COLUMNS, SPLITS  # noqa: E402
 from pcreg.errors import UserError  # noqa: E402
 from pcreg.methods.base import Method  # noqa: E402
-from pcreg.methods.registry import available_methods, build_method, get_method_class, run_method  # noqa: E402
+from pcreg.methods.check import (  # noqa: E402
+    Factory,
+    check_constant_inputs,
+    check_determinism,
+    check_known_shift,
+    check_output,
+    check_params,
+    method_factory,
+    shifted_pair,
+)
+from pcreg.methods.registry import available_methods, get_method_class, run_method  # noqa: E402
 from pcreg.schema import validate_params  # noqa: E402
-from pcreg.warp import shift_field, warp_image  # noqa: E402
-
-SHAPE = (64, 64)
-DY, DX = -2.0, 3.0  # the pull-back field that registers the pair: moving content sits at +3 px x, -2 px y
 
 
-def _texture(seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    img = ndimage.gaussian_filter(rng.random((SHAPE[0] + 16, SHAPE[1] + 16)), 2.0)[8:-8, 8:-8]
-    return ((img - img.min()) / (img.max() - img.min())).astype(np.float32)
-
-
-def _shifted_pair() -> tuple[np.ndarray, np.ndarray]:
-    fixed = _texture()
-    # warp(moving, u) = fixed for the constant field u: moving = fixed pulled back by -u.
-    moving = warp_image(fixed, -shift_field(SHAPE, dx=DX, dy=DY)).astype(np.float32)
-    return moving, fixed
-
-
-def _method(name: str) -> Method:
-    """Method ``name`` ready to register: trainable ones get freshly initialised, seeded weights (no fit)."""
+def _make(name: str) -> Factory:
+    """Fresh seeded instances of ``name`` (trainable ones with untrained weights), as check-method makes them."""
     if get_method_class(name).needs_ground_truth:
         pytest.skip("a reference that reads the dataset's ground-truth field (nothing to register from the images "
                     "alone); tests/test_ground_truth.py")
     if get_method_class(name).wants_pair_ids:
         pytest.skip("reads outputs made elsewhere by pair id (no arrays to register); tests/test_external.py")
-    method = build_method(name, seed=0, threads=1, device="cpu")
-    if method.is_trainable():
-        method.model = method.prepare_inference(method.new_model().to(method.torch_device()).eval())
-    return method
+    return method_factory(name)
 
 
 @pytest.mark.parametrize("name", available_methods())
 def test_method_is_found_and_declares_its_params(name: str) -> None:
     cls = get_method_class(name)
     assert issubclass(cls, Method) and cls.name == name
+    assert check_params(cls) == []
     if cls.PARAMS_SCHEMA.get("required"):  # e.g. precomputed needs its folder: leaving it out is one clear error
         with pytest.raises(UserError):
             validate_params(cls, {}, f"methods.{name}.params")
-    else:
-        assert validate_params(cls, {}, f"methods.{name}.params") is not None  # defaults alone are valid
 
 
 @pytest.mark.parametrize("name", available_methods())
@@ -75,38 +64,19 @@ def test_method_honours_the_field_convention_on_a_known_shift(name: str) -> None
         pytest.skip("trainable: an untrained network has no registration to check; its own tests fit it first")
     if not cls.outputs_field:
         pytest.skip("outputs an image, not a field")
-    moving, fixed = _shifted_pair()
-    result = run_method(_method(name), moving, fixed)
-    inner = (slice(16, -16), slice(16, -16))
+    make = _make(name)
     if name == "identity":
-        assert not result.field.any()
+        assert not run_method(make(), *shifted_pair()).field.any()
         return
-    assert not result.failed, result.reason
-    u = np.median(result.field[0][inner]), np.median(result.field[1][inner])
-    assert abs(u[0] - DY) < 1.0 and abs(u[1] - DX) < 1.0, f"field (rows, cols) = {u}, expected ({DY}, {DX})"
-    err_before = np.abs(moving - fixed)[inner].mean()
-    assert np.abs(result.image - fixed)[inner].mean() < 0.5 * err_before
+    assert check_known_shift(cls, make) == []
 
 
 @pytest.mark.parametrize("name", available_methods())
-def test_method_output_kind_constant_image_and_determinism(name: str) -> None:
-    moving, fixed = _shifted_pair()
-    a = run_method(_method(name), moving, fixed)
-    assert a.image.shape == SHAPE and a.image.dtype == np.float32 and np.isfinite(a.image).all()
-    cls = get_method_class(name)
-    if cls.outputs_field:
-        assert a.field is not None and a.field.shape == (2, *SHAPE) and np.isfinite(a.field).all()
-    else:
-        assert a.field is None
-    # Deterministic: a fresh instance with the same seed gives the same output, bit for bit.
-    b = run_method(_method(name), moving, fixed)
-    np.testing.assert_array_equal(a.image, b.image)
-    # A constant image never raises: the row says whether the method failed.
-    flat = np.full(SHAPE, 0.5, np.float32)
-    c = run_method(_method(name), flat, fixed)
-    assert isinstance(c.failed, bool) and c.image.shape == SHAPE and np.isfinite(c.image).all()
-    if c.failed:
-        assert c.reason
+def test_method_output_kind_range_constant_images_and_determinism(name: str) -> None:
+    cls, make = get_method_class(name), _make(name)
+    assert check_output(cls, make) == []
+    assert check_constant_inputs(cls, make) == []
+    assert check_determinism(cls, make) == []
 
 
 def test_methods_can_be_named_by_import_path() -> None:

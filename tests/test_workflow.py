@@ -14,7 +14,15 @@ from pcreg.config import validate_params
 from pcreg.datasets import PreparedDataset, get_dataset_type
 from pcreg.evaluation.scoring import evaluate_method
 from pcreg.methods.runner import register_shard, shard_indices
-from pcreg.reporting.outputs import ALWAYS_TABLES, PLOTS, TABLE_EXTS, figure_path, table_stem
+from pcreg.reporting.outputs import (
+    ALWAYS_TABLES,
+    LANDMARK_PLOTS,
+    PLOTS,
+    TABLE_EXTS,
+    figure_path,
+    summary_stem,
+    table_stem,
+)
 
 TINY = {
     "seed": 3,
@@ -87,6 +95,9 @@ def test_workflow_end_to_end(tmp_path):
             for ext in TABLE_EXTS:
                 assert Path(f"{table_stem(kind, d, res / 'tables')}.{ext}").stat().st_size > 50, kind
         for fig in ("qualitative", *PLOTS):
+            if fig in LANDMARK_PLOTS and d == "orpam":  # no landmarks: no placeholder figure
+                assert not Path(figure_path(fig, d, res / "figures")).exists()
+                continue
             assert Path(figure_path(fig, d, res / "figures")).stat().st_size > 5000, fig
         audit = pd.read_csv(table_stem("audit", d, res / "tables") + ".csv").set_index("method")
         assert audit.loc["fixed-copy", "ncc_normal"] == pytest.approx(1.0)
@@ -108,7 +119,18 @@ def test_workflow_end_to_end(tmp_path):
     report = run_snakemake(tmp_path, "--report", str(res / "report.html"), "--configfile", str(cfg))
     assert report.returncode == 0, report.stderr[-2000:]
     html = (res / "report.html").read_text()
-    assert "audit_fundus.html" in html and "orpam_fire_success.png" in html and "fidelity_orpam.html" in html
+    assert "audit_fundus.html" in html and "fundus_fire_success.png" in html and "fidelity_orpam.html" in html
+    assert "orpam_fire_success.png" not in html  # no placeholder figure
+    assert "pcreg-bench: the run" in html and "On fundus, only reference rows" in html  # landing page: the summary
+    # the summary: one section per dataset, the Unregistered row, the verdicts; printed at the end of the run
+    summary = Path(summary_stem(res) + ".md").read_text()
+    assert all(f"## {d}" in summary for d in ("fundus", "orpam", "pairs")) and "Unregistered" in summary
+    rows = pd.read_csv(summary_stem(res) + ".csv")
+    assert set(rows["dataset"]) == {"fundus", "orpam", "pairs"} and (rows["audit"] != "—").all()
+    assert (rows.loc[rows["dataset"] != "pairs", "fidelity"] != "—").all()  # the folder example has no masks
+    # the run ends with the compact summary, after a short `all` job (its inputs: the summary and the manifest)
+    tail = proc.stderr[proc.stderr.rindex("localrule all:"):]
+    assert "== fundus" in tail and len(tail[: tail.index("== fundus")]) < 1500, tail[:3000]
     manifest = json.loads((res / "manifest.json").read_text())
     assert manifest["seed"] == 3 and manifest["packages"]["numpy"] and "datasets" in manifest["config"]
     # A second invocation has nothing left to do.
@@ -136,6 +158,8 @@ def test_dry_run_lists_the_conditional_tables(tmp_path):
     assert "results/tables/table3_orpam.md" in out and "results/tables/table3_fundus.md" not in out
     assert "results/tables/ablation_fundus.md" in out and "results/tables/ablation_orpam.md" not in out
     assert "results/fundus/identity_abl/audit.csv" in out
+    assert "results/figures/fundus_fire_success.png" in out and "results/figures/orpam_fire_success.png" not in out
+    assert "results/summary.md" in out
 
 
 @pytest.mark.slow

@@ -43,6 +43,8 @@ from pcreg.datasets.format import SPLITS, DatasetWriter, check_input_outside
 from pcreg.errors import UserError
 
 TYPE = "fire"
+#: The test pairs have landmarks (TRE, FIRE success curves apply).
+LANDMARKS = True
 
 #: The official archive. Size and SHA-256 as reported by a public data card (see docs/DATASETS.md).
 FIRE_URL = "https://projects.ics.forth.gr/cvrl/fire/FIRE.7z"

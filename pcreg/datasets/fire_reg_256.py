@@ -44,6 +44,8 @@ from pcreg.datasets.format import SPLITS, DatasetWriter, check_input_outside
 from pcreg.errors import UserError
 
 TYPE = "fire-reg-256"
+#: The test pairs have landmarks (TRE, FIRE success curves apply).
+LANDMARKS = True
 
 PARAMS_SCHEMA = {
     "type": "object",

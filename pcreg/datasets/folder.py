@@ -289,6 +289,11 @@ def fit_to_shape(
 LESIONS_DIR = "lesions"
 
 
+def has_landmarks(params: dict) -> bool:
+    """Whether the folder provides landmarks (``<path>/<landmarks_dir>/``): TRE and FIRE curves apply."""
+    return (Path(params.get("path", "")).expanduser() / params.get("landmarks_dir", "landmarks")).is_dir()
+
+
 def has_lesions(params: dict) -> bool:
     """Whether the folder provides content-fidelity masks (``<path>/lesions/``)."""
     return (Path(params.get("path", "")).expanduser() / LESIONS_DIR).is_dir()

@@ -41,6 +41,8 @@ from pcreg.datasets.format import SPLITS, DatasetWriter, check_input_outside
 from pcreg.errors import UserError
 
 TYPE = "orpam"
+#: No landmarks: TRE and the FIRE success curves do not apply (no figure is drawn for them).
+LANDMARKS = False
 
 REPOS = {"4k": "chengliuyan/OR-PAM-Reg-4K", "temporal-26k": "chengliuyan/OR-PAM-Reg-Temporal-26K"}
 #: Split sizes published with the datasets (checked after preparation; a difference only warns).

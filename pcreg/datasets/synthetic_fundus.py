@@ -55,6 +55,8 @@ from pcreg.errors import UserError
 from pcreg.warp import map_points
 
 TYPE = "synthetic-fundus"
+#: The test pairs have landmarks (TRE, FIRE success curves apply).
+LANDMARKS = True
 
 #: Pairs carry content-fidelity feature masks (workflow/rules/fidelity.smk builds their table and figure).
 LESIONS = True

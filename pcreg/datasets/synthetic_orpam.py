@@ -43,6 +43,8 @@ from pcreg.datasets.lesions import FEATURES_SCHEMA, vessel_segment
 from pcreg.warp import warp_image
 
 TYPE = "synthetic-orpam"
+#: No landmarks: TRE and the FIRE success curves do not apply (no figure is drawn for them).
+LANDMARKS = False
 
 #: Pairs carry content-fidelity feature masks (workflow/rules/fidelity.smk builds their table and figure).
 LESIONS = True

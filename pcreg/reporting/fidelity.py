@@ -19,6 +19,7 @@ when present, else the temporal ``sequence``, else the pair. The verdict applies
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -193,6 +194,16 @@ def pick_features(data_root: Path, n: int) -> list[tuple[int, int, str, str]]:
     return chosen
 
 
+def score_caption(score: float) -> str:
+    """A kept/invented score for a crop's caption: one decimal, capped to [0, 1] with '<'/'>' (a contrast ratio
+    slightly outside its nominal range is noise around 0 or 1, not more than kept or less than nothing)."""
+    if score > 1.0:
+        return ">1.0" if score >= 1.05 else "1.0"
+    if score < 0.0:
+        return "<0.0" if score <= -0.05 else "0.0"
+    return f"{score:.1f}"
+
+
 def fidelity_figure(data_root: Path, runs: Sequence[Run], dataset: str, out_path: Path, n_features: int = 4,
                     half: int = 12) -> Path:
     """Crops around a few features: moving, fixed, ground-truth warp and every method's output.
@@ -209,7 +220,7 @@ def fidelity_figure(data_root: Path, runs: Sequence[Run], dataset: str, out_path
               if (run.result_dir / "fields.npy").is_file()}
     chosen = pick_features(data_root, n_features)
     ncols = 3 + len(runs)
-    fig, axes = plt.subplots(len(chosen), ncols, figsize=(1.25 * ncols, 1.45 * max(len(chosen), 1) + 0.6),
+    fig, axes = plt.subplots(len(chosen), ncols, figsize=(1.3 * ncols, 1.6 * max(len(chosen), 1) + 0.8),
                              squeeze=False)
     for r, (i, label, kind, name) in enumerate(chosen):
         pid = test.pair_ids[i]
@@ -237,10 +248,10 @@ def fidelity_figure(data_root: Path, runs: Sequence[Run], dataset: str, out_path
             ax.imshow(_crop(img, where, half), cmap="gray", vmin=0, vmax=1)
             if title != "moving":
                 ax.contour(_crop(mask.astype(np.float32), centre, half), levels=[0.5], colors="red", linewidths=0.6)
-            text = title if r == 0 else ""
-            if score is not None:
+            text = textwrap.fill(title, 12) if r == 0 else ""
+            if score is not None and np.isfinite(score):
                 text = (text + "\n" if text else "") + f"{'kept' if kind == 'moving_only' else 'inv.'} " \
-                    f"{score:.2f}" if np.isfinite(score) else text
+                    + score_caption(score)
             ax.set_title(text, fontsize=6)
         axes[r][0].set_ylabel(f"{pid}\n{kind.replace('_', '-')}\n{name}", fontsize=6)
     fig.suptitle(f"{dataset}: features present in one image only ({2 * half + 1}-px crops; red: where the "

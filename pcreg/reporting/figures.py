@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def qualitative_grid(data_root: Path, runs: Sequence[Run], out_path: Path, n_pai
     chosen = pick_pairs(test.manifest["category"].tolist(), n_pairs)
     outputs = {run.id: np.load(run.pairs_csv.parent / "registered.npy", mmap_mode="r") for run in runs}
     ncols = 2 + len(runs)
-    fig, axes = plt.subplots(3 * len(chosen), ncols, figsize=(1.6 * ncols, 4.9 * len(chosen)), squeeze=False)
+    fig, axes = plt.subplots(3 * len(chosen), ncols, figsize=(1.7 * ncols, 5.2 * len(chosen)), squeeze=False)
     for r, i in enumerate(chosen):
         moving, fixed = test.pair(i)
         pid = test.manifest.at[i, "pair_id"]
@@ -61,8 +62,11 @@ def qualitative_grid(data_root: Path, runs: Sequence[Run], out_path: Path, n_pai
         panels += [(run.label, method_color(run.id), np.asarray(outputs[run.id][i])) for run in runs]
         for c, (title, color, img) in enumerate(panels):
             top[c].imshow(img, cmap="gray", vmin=0, vmax=1)
-            if r == 0:
-                top[c].set_title(title, fontsize=8, color=color)
+            if r == 0:  # wrapped so neighbouring titles never overlap; the method's colour on the frame
+                top[c].set_title(textwrap.fill(title, 14), fontsize=7)
+            for spine in top[c].spines.values():
+                spine.set_edgecolor(color)
+                spine.set_linewidth(2.0 if c >= 2 else 0.8)
             if c == 1:
                 middle[c].axis("off")
                 bottom[c].axis("off")

@@ -39,6 +39,12 @@ ALWAYS_TABLES = ("summary", "table1", "stats", "geometry", "audit")
 #: The FIRE success curves behind the geometry table (CSV only).
 CURVES = "fire_curves_{dataset}.csv"
 
+#: The run's one-page summary (results/summary.md, .html, .txt, .csv) and the fragment of it that the
+#: Snakemake report's landing page embeds (workflow/report/workflow.rst).
+SUMMARY = "summary"
+SUMMARY_EXTS = ("md", "html", "txt", "csv")
+SUMMARY_FRAGMENT = "summary-report.html"
+
 #: Figure kind -> file name in FIGURES_DIR.
 FIGURES = {
     "qualitative": "{dataset}_qualitative.png",
@@ -48,8 +54,10 @@ FIGURES = {
     "training": "{dataset}_training.png",
     "fidelity": "{dataset}_fidelity.png",  # only when the dataset has content-fidelity feature masks
 }
-#: The figures drawn by ``python -m pcreg plots`` (the qualitative grid is its own command).
+#: The figures drawn by ``python -m pcreg plots`` (the qualitative grid is its own command); fire_success
+#: only for datasets with landmarks (a figure that does not apply is not drawn).
 PLOTS = ("boxplots", "speed", "fire_success", "training")
+LANDMARK_PLOTS = ("fire_success",)
 
 
 def table_name(kind: str, dataset: str) -> str:
@@ -111,3 +119,13 @@ def specs_dir(results_dir: str | Path = RESULTS_DIR) -> str:
 def manifest_path(results_dir: str | Path = RESULTS_DIR) -> str:
     """The provenance manifest of a results folder."""
     return str(Path(results_dir) / "manifest.json")
+
+
+def summary_stem(results_dir: str | Path = RESULTS_DIR) -> str:
+    """Path without extension of the run's summary (``results/summary``)."""
+    return str(Path(results_dir) / SUMMARY)
+
+
+def summary_files(results_dir: str | Path = RESULTS_DIR) -> list[str]:
+    """Every file of the summary, the report's fragment included."""
+    return [f"{summary_stem(results_dir)}.{ext}" for ext in SUMMARY_EXTS] + [str(Path(results_dir) / SUMMARY_FRAGMENT)]

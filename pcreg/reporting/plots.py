@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker as mticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from adjustText import adjust_text  # noqa: E402
 
 from pcreg.reporting.style import method_color  # noqa: E402
 from pcreg.reporting.tables import Run, sort_runs  # noqa: E402
@@ -85,13 +86,14 @@ def box_plots(pairs: pd.DataFrame, runs: Sequence[Run], dataset: str, out: Path)
 
 
 def speed_accuracy(pairs: pd.DataFrame, runs: Sequence[Run], dataset: str, out: Path) -> Path:
-    """Pairs per second (1 / mean runtime, log scale) against mean NCC and against mean TRE."""
+    """Pairs per second (1 / median runtime, log scale) against mean NCC and against mean TRE (original px)."""
     runs = sort_runs(runs)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     missing_tre, no_runtime = [], []
+    labels: dict[plt.Axes, list] = {ax: [] for ax in axes}
     for run in runs:
         g = pairs[pairs["run"] == run.id]
-        runtime = pd.to_numeric(g["runtime_s"], errors="coerce").mean()
+        runtime = pd.to_numeric(g["runtime_s"], errors="coerce").median()  # a slow first pair does not dominate
         speed = 1.0 / max(float(runtime), 1e-9) if np.isfinite(runtime) else np.nan
         if not np.isfinite(speed) and run.group != "reference":  # e.g. precomputed outputs without runtimes
             no_runtime.append(run.label)
@@ -110,7 +112,7 @@ def speed_accuracy(pairs: pd.DataFrame, runs: Sequence[Run], dataset: str, out: 
                 continue
             err = v.std(ddof=1) if v.size > 1 else 0.0
             ax.errorbar(speed, v.mean(), yerr=err, fmt="o", color=method_color(run.id), capsize=3, label=run.label)
-            ax.annotate(run.label, (speed, v.mean()), textcoords="offset points", xytext=(5, 4), fontsize=7)
+            labels[ax].append(ax.text(speed, v.mean(), run.label, fontsize=7, color="0.15"))
     for ax, ylabel in zip(axes, ("NCC (mean ± std, higher is better)", "TRE (px, original resolution; lower is "
                                                                        "better)")):
         ax.set_xscale("log")
@@ -118,7 +120,7 @@ def speed_accuracy(pairs: pd.DataFrame, runs: Sequence[Run], dataset: str, out: 
         ax.xaxis.set_major_locator(mticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
         ax.xaxis.set_minor_formatter(mticker.NullFormatter())
-        ax.set_xlabel("Speed (pairs/s, log scale; 1 / mean runtime per pair)")
+        ax.set_xlabel("Speed (pairs/s, log scale; 1 / median runtime per pair)")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3, which="both")
     if missing_tre:
@@ -135,6 +137,9 @@ def speed_accuracy(pairs: pd.DataFrame, runs: Sequence[Run], dataset: str, out: 
     axes[1].set_title("Speed vs TRE", fontsize=9)
     fig.suptitle(f"{dataset}: speed vs accuracy (runtime measured per pair, this machine)", fontsize=10)
     fig.tight_layout()
+    for ax, texts in labels.items():  # labels moved apart (and off the points) once the layout is final
+        if len(texts) > 1:
+            adjust_text(texts, ax=ax, arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5})
     return _save(fig, out)
 
 
@@ -169,7 +174,7 @@ def fire_success_curves(curves: pd.DataFrame, runs: Sequence[Run], dataset: str,
         ax.set_xlim(1, 25)
         ax.set_ylim(-2, 102)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, loc="lower right")
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     axes[0][0].set_ylabel("Success rate (% of pairs with error < t)")
     fig.suptitle(f"{dataset}: FIRE success-rate curves (image-output methods have no landmark error)", fontsize=10)
     fig.tight_layout()
@@ -232,7 +237,7 @@ def training_curves(runs: Sequence[Run], dataset: str, out: Path) -> Path:
     for ax in axes:
         ax.set_xlabel("Optimizer steps" if steps else "Epoch")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=1, frameon=False)
     fig.suptitle(f"{dataset}: training curves of the learned methods (solid: train, dashed: validation)",
                  fontsize=10)
     fig.tight_layout()

@@ -24,16 +24,17 @@ import numpy as np
 import pandas as pd
 
 #: Metric column in pairs.csv -> (header, decimals).
+#: ↑/↓: higher/lower is better.
 SUMMARY_METRICS: dict[str, tuple[str, int]] = {
-    "ncc": ("NCC", 3),
-    "ssim": ("SSIM (Gaussian 11x11)", 3),
-    "ssim_uniform7": ("SSIM (uniform 7x7)", 3),
-    "psnr": ("PSNR (dB)", 2),
-    "tre_px": ("TRE (px)", 2),
-    "epe_px": ("EPE (px)", 2),
-    "folding_pct": ("Folding (%)", 2),
-    "sdlogj": ("SDlogJ", 3),
-    "runtime_s": ("Runtime (s/pair)", 3),
+    "ncc": ("NCC ↑", 3),
+    "ssim": ("SSIM (Gaussian 11x11) ↑", 3),
+    "ssim_uniform7": ("SSIM (uniform 7x7) ↑", 3),
+    "psnr": ("PSNR (dB) ↑", 2),
+    "tre_orig_px": ("TRE (px, original resolution) ↓", 2),  # the unit of the geometry table and the plots
+    "epe_px": ("EPE (px) ↓", 2),
+    "folding_pct": ("Folding (%) ↓", 2),
+    "sdlogj": ("SDlogJ ↓", 3),
+    "runtime_s": ("Runtime (s/pair) ↓", 3),
 }
 
 GROUP_ORDER = ["reference", "traditional", "deep", "ablation"]
@@ -158,7 +159,8 @@ def doc_to_markdown(doc: TableDoc) -> str:
 
 
 _LATEX_SYMBOLS = {"±": "$\\pm$", "∞": "$\\infty$", "−": "$-$", "—": "---", "Δ": "$\\Delta$", "≥": "$\\geq$",
-                  "≤": "$\\leq$", "|": "$|$", "<": "$<$", ">": "$>$", "×": "$\\times$"}
+                  "≤": "$\\leq$", "|": "$|$", "<": "$<$", ">": "$>$", "×": "$\\times$",
+                  "↑": "$\\uparrow$", "↓": "$\\downarrow$"}
 
 
 def latex_cell(text: str) -> str:
@@ -196,8 +198,12 @@ def doc_to_latex(doc: TableDoc) -> str:
     return "\n".join(lines) + "\n"
 
 
-_HTML_STYLE = ("body{font-family:sans-serif;font-size:13px} table{border-collapse:collapse}"
-               " th,td{border:1px solid #ccc;padding:3px 6px;text-align:center} td:first-child{text-align:left}"
+# Wide tables (the audit's 18 columns) must fit the report's frame: small cells, headers that wrap, the table
+# never wider than the page (no verdict column cut off at the right edge).
+_HTML_STYLE = ("body{font-family:sans-serif;font-size:12px;margin:4px} table{border-collapse:collapse;width:100%;"
+               "table-layout:auto} th,td{border:1px solid #ccc;padding:2px 4px;text-align:center;font-size:11px}"
+               " th{white-space:normal;overflow-wrap:anywhere;vertical-align:bottom} td:first-child{text-align:left}"
+               ""
                " tr.section td{background:#eee;font-style:italic;text-align:left} caption{font-weight:bold;"
                "text-align:left;padding:4px 0}")
 

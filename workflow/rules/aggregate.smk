@@ -157,8 +157,6 @@ rule plots:
                         category="{dataset}", subcategory="4 Figures"),
         speed=report(figure_path("speed", "{dataset}", FIGURES), caption="../report/speed.rst",
                      category="{dataset}", subcategory="4 Figures"),
-        fire=report(figure_path("fire_success", "{dataset}", FIGURES), caption="../report/fire_success.rst",
-                    category="{dataset}", subcategory="3 Geometry"),
         training=report(figure_path("training", "{dataset}", FIGURES), caption="../report/training.rst",
                         category="{dataset}", subcategory="4 Figures"),
     params:
@@ -178,7 +176,72 @@ rule plots:
         runtime=10,
     shell:
         "python -m pcreg plots --dataset {wildcards.dataset:q} --runs {params.runs:q} --out-dir {params.out:q}"
-        " --fire-direction {params.direction:q} > {log:q} 2>&1"
+        " --only boxplots speed training > {log:q} 2>&1"
+
+
+# FIRE success curves only where the dataset has landmarks (evaluation_common.smk: plots_of).
+rule fire_success:
+    wildcard_constraints:
+        dataset=DATASET_RE,
+    input:
+        dataset_pairs,
+    output:
+        report(figure_path("fire_success", "{dataset}", FIGURES), caption="../report/fire_success.rst",
+               category="{dataset}", subcategory="3 Geometry"),
+    params:
+        code=_CODE["report"],
+        runs=lambda w: run_list_path(w.dataset),
+        out=lambda w, output: os.path.dirname(output[0]),
+        direction=config["stats"]["fire_direction"],
+    log:
+        f"{LOGS}/fire_success/{{dataset}}.log",
+    benchmark:
+        f"{BENCH}/fire_success/{{dataset}}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: THREADS["aggregate"]
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "python -m pcreg plots --dataset {wildcards.dataset:q} --runs {params.runs:q} --out-dir {params.out:q}"
+        " --fire-direction {params.direction:q} --only fire_success > {log:q} 2>&1"
+
+
+# The run's one-page summary, written last (it takes every table and figure as input, so `all` depends on it
+# and the manifest only): the report's landing page (workflow/report/workflow.rst) and the end-of-run print.
+rule summary:
+    input:
+        evaluation_targets(),
+        [pairs_csv(d, r) for d in DATASETS for r in runs_for(d)],
+        [run_list_path(d) for d in DATASETS],
+    output:
+        files=[f for f in summary_files(RES) if not f.endswith(".html")],
+        html=report(summary_stem(RES) + ".html", caption="../report/summary.rst", category="0 Summary"),
+        fragment=summary_files(RES)[-1],
+    params:
+        code=_CODE["report"],
+        # a list: each element is quoted on its own ({params.datasets:q})
+        datasets=[arg for d in DATASETS for arg in ("--dataset", d, run_list_path(d))],
+        tables=lambda w, input: TABLES,
+        stem=lambda w, output: os.path.splitext(output.files[0])[0],
+        n_boot=config["stats"]["n_boot"],
+        alpha=config["stats"]["alpha"],
+        seed=config["seed"],
+    log:
+        f"{LOGS}/summary.log",
+    benchmark:
+        f"{BENCH}/summary.tsv"
+    conda:
+        "../../environment.yml"
+    threads: THREADS["aggregate"]
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "python -m pcreg summary {params.datasets:q} --tables-dir {params.tables:q} --out-stem {params.stem:q}"
+        " --fragment {output.fragment:q} --n-boot {params.n_boot:q} --alpha {params.alpha:q} --seed {params.seed:q}"
+        " > {log:q} 2>&1"
 
 
 rule manifest:

@@ -6,10 +6,13 @@ from pcreg.datasets import get_dataset_type
 from pcreg.reporting.paper_values import temporal_paper_datasets
 from pcreg.reporting.outputs import (
     ALWAYS_TABLES,
+    LANDMARK_PLOTS,
     PLOTS,
     curves_path,
     figure_path,
     figures_dir,
+    summary_files,
+    summary_stem,
     table_files,
     table_stem,
     tables_dir,
@@ -48,6 +51,21 @@ def has_lesions(dataset):
     return bool(getattr(dataset_type, "LESIONS", False))
 
 
+def has_landmarks(dataset):
+    """A dataset type that declares landmarks: LANDMARKS = True/False, or has_landmarks(params); unknown: True."""
+    spec = config["datasets"][dataset]
+    dataset_type = get_dataset_type(spec["type"])
+    check = getattr(dataset_type, "has_landmarks", None)
+    if callable(check):
+        return bool(check(spec.get("params", {})))
+    return bool(getattr(dataset_type, "LANDMARKS", True))
+
+
+def plots_of(dataset):
+    """The figures of `python -m pcreg plots` that apply to ``dataset`` (no placeholder figures)."""
+    return [p for p in PLOTS if p not in LANDMARK_PLOTS or has_landmarks(dataset)]
+
+
 def fidelity_targets():
     return [
         path
@@ -74,5 +92,5 @@ def evaluation_targets():
         if has_ablation(d):
             targets += table_files("ablation", d, tables_dir=TABLES)
         targets.append(figure_path("qualitative", d, FIGURES))
-        targets += [figure_path(p, d, FIGURES) for p in PLOTS]
+        targets += [figure_path(p, d, FIGURES) for p in plots_of(d)]
     return targets + fidelity_targets()
