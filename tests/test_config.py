@@ -121,6 +121,7 @@ def test_seeds_expand_into_runs_with_their_own_seed_and_folder():
     base["methods"] = {"identity": {"group": "reference"},
                        "abl": {"method": "pcreg_net", "group": "ablation", "seeds": 3,
                                "seed_datasets": [next(iter(base["datasets"]))], "params": {"epochs": 1}}}
+    base["stats"]["reference"] = "abl"  # smoke.yaml's reference (pcreg_net) is not a run of this config
     cfg = validate_config(base)
     assert list(cfg["methods"]) == ["identity", "abl", "abl.seed1", "abl.seed2"]
     assert [cfg["methods"][r]["seed_offset"] for r in ("abl", "abl.seed1", "abl.seed2")] == [0, 1, 2]
