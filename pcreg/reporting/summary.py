@@ -25,6 +25,7 @@ import pandas as pd
 
 from pcreg.evaluation.stats import paired_wilcoxon, summarize
 from pcreg.reporting.tables import DASH, NA, Run, fmt_ci, fmt_p, fmt_value, load_pairs
+from pcreg.reporting.training_status import FIT_FAILED
 from pcreg.reporting.training_status import MARK as BUDGET_MARK
 
 #: Marks of learned runs (the tables' marks).
@@ -112,9 +113,14 @@ def summarize_dataset(dataset: str, runs: Sequence[Run], *, audit_csv: Path | No
         g = pairs[pairs["run"] == run.id]
         label = run.label
         marks = []
-        if run.training and not run.training.get("converged") and BUDGET_MARK not in label:
+        # training_status.with_status already marks most labels; a run that did not learn or whose fit failed is
+        # not "stopped by its budget", so it never gets the budget mark
+        no_learn = _did_not_learn(run)
+        failed_fit = bool(run.training) and run.training.get("stop_reason") == FIT_FAILED
+        if (run.training and not run.training.get("converged") and not no_learn and not failed_fit
+                and BUDGET_MARK not in label):
             marks.append(BUDGET_MARK)
-        if _did_not_learn(run) and NO_LEARN_MARK not in label:
+        if no_learn and NO_LEARN_MARK not in label:
             marks.append(NO_LEARN_MARK)
         own = not is_builtin(run)
         row: dict = {"run": run.id, "label": " ".join([label, *marks]), "group": run.group, "own": own,
