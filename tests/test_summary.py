@@ -13,7 +13,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from helpers.evalfakes import write_run  # noqa: E402
 
 from pcreg.reporting.summary import (  # noqa: E402
-    NO_LEARN_MARK,
     OWN_MARK,
     summarize_dataset,
     to_markdown,
