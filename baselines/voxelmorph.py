@@ -78,6 +78,11 @@ _MODEL_PARAMS: dict[str, Any] = {
         "(1 with NCC, 0.01 with MSE).",
     },
     "ncc_window": {"type": "integer", "minimum": 3, "default": 9, "description": "Local NCC window (paper: 9)."},
+    "flow_init_std": {
+        "type": "number", "exclusiveMinimum": 0, "default": 1e-5,
+        "description": "Standard deviation of the flow layer's initial weights (the package's default 1e-5, "
+        "voxelmorph issue #527; docs/LEARNED.md measures larger values).",
+    },
     **PREALIGN_PARAMS,
 }
 
@@ -117,6 +122,7 @@ class VoxelMorph(LearnedMethod):
             nb_features=[enc, dec],
             activations=nn.LeakyReLU(0.2),  # paper: LeakyReLU 0.2 (the package default is ReLU)
             integration_steps=int(self.params["integration_steps"]),
+            flow_initializer=float(self.params["flow_init_std"]),
             unet_kwargs={"upsample_mode": "nearest"},  # paper: nearest-neighbour upsampling
         )
 
@@ -169,7 +175,7 @@ class VoxelMorph(LearnedMethod):
         if weight > 0 and field is not None:
             from baselines._registration_losses import endpoint_error
 
-            loss = loss + weight * endpoint_error(total, field)
+            loss = loss + weight * endpoint_error(total, field, cap=float(self.params["supervision_cap"]))
         return loss, warped
 
     def predict(self, model, moving, fixed):  # noqa: ANN001, ANN201
