@@ -46,7 +46,7 @@ def main() -> None:
     panels = list(dict.fromkeys(p for p, _, _ in RUNS))
     fig, axes = plt.subplots(1, len(panels), figsize=(5.0 * len(panels), 3.6), squeeze=False)
     for ax, panel in zip(axes[0], panels):
-        ref = None
+        ref, top = None, 0.0
         for p, workdir, label in RUNS:
             log_path = args.runs / workdir / "train_log.csv"
             if p != panel or not log_path.exists():
@@ -54,10 +54,14 @@ def main() -> None:
             log = pd.read_csv(log_path)
             ref = float(log["val_epe"].iloc[0]) if ref is None else ref
             ax.plot(log["steps"], log["val_epe"], marker="o", ms=2, lw=1, label=label)
+            top = max(top, float(log["val_epe"].max()))
         if ref is not None:
             ax.axhline(ref, ls="--", lw=1, color="grey")
             ax.annotate("ANTs affine alone", (0.02, ref), xycoords=("axes fraction", "data"), fontsize=7,
                         va="bottom", color="grey")
+            if top > 1.06 * ref:  # single-validation spikes would squash the curves: clip them, and say so
+                ax.set_ylim(top=1.06 * ref)
+                panel += " (spikes above the frame clipped)"
         ax.set_title(panel, fontsize=9)
         ax.set_xlabel("optimizer steps")
         ax.set_ylabel("validation EPE (px, 8 pairs)")
