@@ -14,7 +14,8 @@ decoder 32/32/32/32 with skip concatenation, nearest-neighbour upsampling. What
 
 - the paper's two extra full-resolution convs (16, 16) at the end of the decoder and
   its 3x3 16->2 flow conv: the package ends with a 1x1 conv to 2 channels followed by
-  its 3x3 2->2 "flow layer" (weights ~ N(0, 1e-5));
+  its 3x3 2->2 "flow layer" (weights ~ N(0, 1e-5), ``flow_init_std``; the default config
+  uses 1e-2, docs/LEARNED.md);
 - downsampling is conv + 2x2 max-pooling (the paper's first version used stride-2 convs;
   the later official PyTorch code also max-pools);
 - the package's spatial transformer (zero padding) is not used: training and
