@@ -44,6 +44,11 @@ PREALIGN_PARAMS: dict = {
         "where the training split stores fields (the synthetic sets); 0 = unsupervised, as published. Pairs "
         "without a field always train unsupervised.",
     },
+    "supervision_cap": {
+        "type": "number", "minimum": 0, "default": 0.0,
+        "description": "End-point errors above this many px count as this value in the supervision term (no "
+        "gradient): pairs the pre-alignment got grossly wrong do not drive training; 0 = no cap.",
+    },
     "prealign": {
         "enum": list(PREALIGN_CHOICES), "default": "none",
         "description": "Classical pre-alignment composed with the learned field (baselines._prealign; the papers "

@@ -102,7 +102,7 @@ class RegistrationLoss(nn.Module):
         return total, {"similarity": sim.detach(), "smoothness": reg.detach()}
 
 
-def endpoint_error(field: torch.Tensor, gt_field: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+def endpoint_error(field: torch.Tensor, gt_field: torch.Tensor, eps: float = 1e-6, cap: float = 0.0) -> torch.Tensor:
     """Mean end-point error (px) of a batch of fields ``(B, 2, H, W)`` over the recoverable pixels;
     differentiable at zero error (``eps``).
 
@@ -111,10 +111,16 @@ def endpoint_error(field: torch.Tensor, gt_field: torch.Tensor, eps: float = 1e-
     (:func:`pcreg.metrics.epe`) it averages only over pixels whose ground-truth source
     ``p + u_gt(p)`` lies inside the moving image (elsewhere nothing in the images says
     where the pixel came from); a batch item with no such pixel contributes nothing.
+
+    ``cap`` > 0 (px): pixels whose error exceeds it count as ``cap`` (no gradient), so pairs the
+    pre-alignment got grossly wrong -- far outside any local refinement's capture range -- do not
+    drive training; the mean is still over all recoverable pixels.
     """
     with torch.autocast(device_type=field.device.type, enabled=False):
         diff = field.float() - gt_field.float()
         err = torch.sqrt((diff * diff).sum(dim=1) + eps)
+        if cap > 0:
+            err = err.clamp(max=float(cap))
         h, w = gt_field.shape[-2:]
         rows = torch.arange(h, device=field.device, dtype=torch.float32)[:, None]
         cols = torch.arange(w, device=field.device, dtype=torch.float32)[None, :]

@@ -14,7 +14,7 @@ Architecture (official 2-D configuration, ``CONFIGS["transmorph"]``):
   two Conv3x3-InstanceNorm-LeakyReLU) with skips from the encoder stages (1/16, 1/8,
   1/4) and from two conv layers on the input at 1/2 (after 3x3 average pooling) and
   full resolution;
-- registration head: Conv3x3 16 -> 2 with weights ~ N(0, 1e-5), so training starts
+- registration head: Conv3x3 16 -> 2 with weights ~ N(0, 1e-5) (``flow_init_std``), so training starts
   near the identity;
 - spatial transformer in the suite's convention (:func:`baselines._spatial.warp`).
 
@@ -56,6 +56,7 @@ class TransMorphConfig:
     attn_drop_rate: float = 0.0
     drop_path_rate: float = 0.3
     reg_head_chan: int = 16
+    flow_init_std: float = 1e-5  # std of the registration head's weights (official: 1e-5)
 
     @property
     def size_multiple(self) -> int:
@@ -400,7 +401,7 @@ class TransMorph2D(nn.Module):
         self.avg_pool = nn.AvgPool2d(3, stride=2, padding=1)
         self.reg_head = nn.Conv2d(r, 2, kernel_size=3, padding=1)
         # Near-zero initial flow: training starts at the identity transform.
-        nn.init.normal_(self.reg_head.weight, mean=0.0, std=1e-5)
+        nn.init.normal_(self.reg_head.weight, mean=0.0, std=cfg.flow_init_std)
         nn.init.zeros_(self.reg_head.bias)
 
     def flow(self, moving: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:

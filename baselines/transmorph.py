@@ -44,6 +44,11 @@ _MODEL_PARAMS: dict[str, Any] = {
         "type": "number", "minimum": 0, "maximum": 1, "default": 0.3,
         "description": "Stochastic depth of the Swin encoder (official configuration: 0.3).",
     },
+    "flow_init_std": {
+        "type": "number", "exclusiveMinimum": 0, "default": 1e-5,
+        "description": "Standard deviation of the registration head's initial weights (official: 1e-5, a flow "
+        "near zero at the start; docs/LEARNED.md measures larger values).",
+    },
     **PREALIGN_PARAMS,
 }
 
@@ -61,7 +66,8 @@ class TransMorph(LearnedMethod):
     def build_model(self):  # noqa: ANN201 - torch.nn.Module
         from baselines._transmorph_net import build_transmorph
 
-        return build_transmorph(self.params["variant"], drop_path_rate=float(self.params["drop_path_rate"]))
+        return build_transmorph(self.params["variant"], drop_path_rate=float(self.params["drop_path_rate"]),
+                                flow_init_std=float(self.params["flow_init_std"]))
 
     def _loss_module(self):  # noqa: ANN202
         if getattr(self, "_loss", None) is None:
@@ -101,7 +107,7 @@ class TransMorph(LearnedMethod):
         if weight > 0 and field is not None:
             from baselines._registration_losses import endpoint_error
 
-            loss = loss + weight * endpoint_error(total, field)
+            loss = loss + weight * endpoint_error(total, field, cap=float(self.params["supervision_cap"]))
         return loss, warped
 
     def predict(self, model, moving, fixed):  # noqa: ANN001, ANN201

@@ -14,7 +14,8 @@ decoder 32/32/32/32 with skip concatenation, nearest-neighbour upsampling. What
 
 - the paper's two extra full-resolution convs (16, 16) at the end of the decoder and
   its 3x3 16->2 flow conv: the package ends with a 1x1 conv to 2 channels followed by
-  its 3x3 2->2 "flow layer" (weights ~ N(0, 1e-5));
+  its 3x3 2->2 "flow layer" (weights ~ N(0, 1e-5), ``flow_init_std``; the default config
+  uses 1e-2, docs/LEARNED.md);
 - downsampling is conv + 2x2 max-pooling (the paper's first version used stride-2 convs;
   the later official PyTorch code also max-pools);
 - the package's spatial transformer (zero padding) is not used: training and
@@ -78,6 +79,11 @@ _MODEL_PARAMS: dict[str, Any] = {
         "(1 with NCC, 0.01 with MSE).",
     },
     "ncc_window": {"type": "integer", "minimum": 3, "default": 9, "description": "Local NCC window (paper: 9)."},
+    "flow_init_std": {
+        "type": "number", "exclusiveMinimum": 0, "default": 1e-5,
+        "description": "Standard deviation of the flow layer's initial weights (the package's default 1e-5, "
+        "voxelmorph issue #527; docs/LEARNED.md measures larger values).",
+    },
     **PREALIGN_PARAMS,
 }
 
@@ -117,6 +123,7 @@ class VoxelMorph(LearnedMethod):
             nb_features=[enc, dec],
             activations=nn.LeakyReLU(0.2),  # paper: LeakyReLU 0.2 (the package default is ReLU)
             integration_steps=int(self.params["integration_steps"]),
+            flow_initializer=float(self.params["flow_init_std"]),
             unet_kwargs={"upsample_mode": "nearest"},  # paper: nearest-neighbour upsampling
         )
 
@@ -169,7 +176,7 @@ class VoxelMorph(LearnedMethod):
         if weight > 0 and field is not None:
             from baselines._registration_losses import endpoint_error
 
-            loss = loss + weight * endpoint_error(total, field)
+            loss = loss + weight * endpoint_error(total, field, cap=float(self.params["supervision_cap"]))
         return loss, warped
 
     def predict(self, model, moving, fixed):  # noqa: ANN001, ANN201

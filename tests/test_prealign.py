@@ -94,3 +94,18 @@ def test_supervision_term_is_the_suites_epe_over_the_recoverable_pixels():
     ours = float(endpoint_error(torch.from_numpy(field), torch.from_numpy(gt), eps=0.0))
     suite = np.mean([metrics.epe(field[i], gt[i]) for i in range(2)])  # equal-sized masks: the mean of means
     assert ours == pytest.approx(suite, rel=1e-5)
+
+
+def test_supervision_cap_counts_gross_errors_as_the_cap_without_gradient():
+    from baselines._registration_losses import endpoint_error
+
+    gt = torch.zeros((1, 2, 8, 8))
+    field = torch.zeros((1, 2, 8, 8))
+    field[0, 0, :4] = 30.0  # half the pixels 30 px off (a failed pre-alignment), half 0.5 px off
+    field[0, 0, 4:] = 0.5
+    field.requires_grad_(True)
+    loss = endpoint_error(field, gt, eps=0.0, cap=3.0)
+    assert float(loss) == pytest.approx((3.0 + 0.5) / 2, rel=1e-5)
+    loss.backward()
+    assert torch.all(field.grad[0, :, :4] == 0) and torch.all(field.grad[0, 0, 4:] > 0)
+    assert float(endpoint_error(field, gt, eps=0.0)) == pytest.approx((30.0 + 0.5) / 2, rel=1e-5)  # no cap

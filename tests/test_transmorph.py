@@ -163,3 +163,11 @@ def test_loss_falls_when_overfitting_a_few_pairs(tmp_path):
 def test_checkpoint_round_trip_through_fit_and_load(tmp_path):
     field, _ = check_checkpoint_round_trip(small_method, tmp_path)
     assert np.abs(field).max() > 1e-3  # training moved the flow away from its ~1e-5 initialisation
+
+
+def test_flow_init_std_sets_the_registration_heads_initial_spread():
+    """Default: the official N(0, 1e-5) registration head; ``flow_init_std`` widens it (docs/LEARNED.md)."""
+    default = small_method().new_model().reg_head.weight
+    wide = small_method(flow_init_std=1e-2).new_model().reg_head.weight
+    assert 0.5e-5 < float(default.std()) < 2e-5
+    assert 0.5e-2 < float(wide.std()) < 2e-2

@@ -129,3 +129,11 @@ def test_batched_inference_matches_pair_by_pair(tmp_path):
         assert not b.failed
         np.testing.assert_allclose(b.field, single.field, atol=1e-5)
         np.testing.assert_allclose(b.image, single.image, atol=1e-5)
+
+
+def test_flow_init_std_sets_the_flow_layers_initial_spread():
+    """Default: the package's N(0, 1e-5) flow layer (voxelmorph #527); ``flow_init_std`` widens it (docs/LEARNED.md)."""
+    default = method().new_model().flow_layer.conv0.weight
+    wide = method(flow_init_std=1e-2).new_model().flow_layer.conv0.weight
+    assert 0.5e-5 < float(default.std()) < 2e-5
+    assert 0.5e-2 < float(wide.std()) < 2e-2
