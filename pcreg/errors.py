@@ -17,8 +17,13 @@ class MethodFailed(Exception):
     """A method's own code failed (its fit, or its set-up): one line naming the run.
 
     Not a :class:`UserError`: the workflow records the method as failed and every other method goes on
-    (pcreg.methods.runner), where a user error stops the job.
+    (pcreg.methods.runner), where a user error stops the job. ``reason`` is the method's own error in one line
+    (``Type: message``), for the tables.
     """
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason or message
 
 
 @contextlib.contextmanager

@@ -109,8 +109,9 @@ def fit_method(data_root: Path, spec: dict[str, Any], out_dir: Path, *, seed: in
     except Exception as exc:  # the traceback goes to the job's log; the error is one line naming the run
         traceback.print_exc()
         first = (str(exc).strip().splitlines() or [""])[0][:300]
-        raise MethodFailed(f"training {spec.get('id', spec['method'])} on {dataset.name} failed: "
-                           f"{type(exc).__name__}: {first} (traceback above in this log)") from None
+        reason = f"{type(exc).__name__}: {first}"
+        raise MethodFailed(f"training {spec.get('id', spec['method'])} on {dataset.name} failed: {reason} "
+                           "(traceback above in this log)", reason) from None
     summary = {"run": spec.get("id"), "method": spec["method"], "params": method.params, "seed": run_seed(spec, seed),
                "dataset": dataset.name, **getattr(method, "train_summary", {})}
     tmp = out_dir / "model.json.tmp"
@@ -204,7 +205,9 @@ def is_infrastructure_error(exc: BaseException) -> bool:
 
 
 def failure_reason(exc: BaseException) -> str:
-    """One line: the exception's type and message."""
+    """One line: the exception's type and message (for a :class:`MethodFailed`, the method's own error)."""
+    if isinstance(exc, MethodFailed):
+        return exc.reason[:500]
     text = " ".join(str(exc).split()) or "(no message)"
     return f"{type(exc).__name__}: {text}"[:500]
 
