@@ -125,6 +125,10 @@ def plan(cmd: Command) -> tuple[list[str] | None, str]:
             i = args.index("--directory")
             args[i + 1] = "scratch-run"
         return [sys.executable, "-m", "snakemake", *args, "-n", "--quiet"], "dry run"
+    if prog == "scripts/rehearse_paper.sh":
+        return None, "the paper-protocol rehearsal: a CI stage of its own (.ci/run), 10-15 min"
+    if prog == "scripts/gpu_check.sh":  # on a machine without a GPU: one line, exit 0
+        return ["bash", *argv], "as written"
     if prog == "python" and argv[1:3] == ["-m", "pytest"]:
         return None, "the test suite itself"
     if prog == "python" and argv[1:3] == ["-m", "venv"]:
