@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import platform
 import subprocess
@@ -10,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pcreg.code_fingerprint import library_versions
 from pcreg.reporting.provenance import external_methods
 
 #: Distributions whose versions are recorded.
@@ -20,13 +20,8 @@ KEY_PACKAGES = [
 
 
 def package_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {}
-    for name in KEY_PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
+    """Installed version of each of :data:`KEY_PACKAGES` (the one lookup, pcreg.code_fingerprint)."""
+    return library_versions(KEY_PACKAGES)
 
 
 def git_commit(repo: Path) -> dict[str, Any]:
