@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 config="${1:-config/paper.yaml}"
 python -c "import snakemake_executor_plugin_slurm" 2>/dev/null || {
   echo "snakemake-executor-plugin-slurm is not installed: pip install -e '.[cluster]'" >&2; exit 1; }
-python -m pcreg validate-config "$config"
+# A login-node check: device: cuda is for the GPU nodes, not this machine.
+python -m pcreg validate-config --no-device-check "$config"
 # Account and partitions as a user would set them, so the profile's environment handling is exercised too.
 export PCREG_SLURM_ACCOUNT=ci-account PCREG_SLURM_PARTITION=cpu PCREG_SLURM_GPU_PARTITION=gpu
 python scripts/check_slurm_dryrun.py --configfile "$config" --jobs 500
