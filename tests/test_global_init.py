@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from baselines._global_init import (
+    _upscale_affine_field,
+    ants_affine_field,
     compose_fields,
     global_field,
     linear_part,
@@ -52,6 +54,41 @@ def test_rigid_field_and_composition_follow_the_pull_back_convention():
     np.testing.assert_allclose(linear_part(rot), [[np.cos(np.deg2rad(10)), -np.sin(np.deg2rad(10))],
                                                   [np.sin(np.deg2rad(10)), np.cos(np.deg2rad(10))]], atol=1e-4)
     assert plausible(rot) and not plausible(rigid_field(shape, 0.0, (0.0, 0.0)) - 0.9 * identity_grid(shape))
+
+
+def _affine_field(shape, a_mat, b):
+    grid = identity_grid(shape)
+    q = np.einsum("ij,jhw->ihw", np.asarray(a_mat, np.float64), grid) + np.asarray(b, np.float64)[:, None, None]
+    return (q - grid).astype(np.float32)
+
+
+def test_an_affine_field_found_on_a_subsampled_grid_is_carried_back_exactly():
+    a_mat, b = [[1.02, -0.05], [0.04, 0.97]], [3.5, -2.0]
+    k, o = 3, 1  # subsampled pixel i sits at full-resolution k i + k//2
+    full = _affine_field((90, 90), a_mat, b)
+    # The same map on the subsampled grid: i -> (q(k i + o) - o) / k
+    small_grid = identity_grid((30, 30))
+    q_small = (small_grid * k + o + _affine_field((90, 90), a_mat, b)[:, o::k, o::k] - o) / k
+    back = _upscale_affine_field((q_small - small_grid).astype(np.float32), k, (90, 90))
+    np.testing.assert_allclose(back, full, atol=1e-3)
+
+
+def test_ants_affine_on_a_large_pair_recovers_a_known_rotation_and_shift_through_the_subsampled_copies():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(3)
+    fixed = ndimage.gaussian_filter(rng.random((300, 300)), 6).astype(np.float32)
+    fixed = (fixed - fixed.min()) / np.ptp(fixed)
+    truth = rigid_field(fixed.shape, 4.0, (6.0, -9.0))
+    t = np.deg2rad(4.0)
+    rot_t = np.array([[np.cos(t), np.sin(t)], [-np.sin(t), np.cos(t)]])  # R(4 deg) transposed
+    inverse = rigid_field(fixed.shape, -4.0, tuple(-rot_t @ np.array([6.0, -9.0])))
+    moving = warp_image(fixed, inverse)  # so that fixed(p) = moving(p + truth(p)) away from the borders
+    ok = np.zeros(fixed.shape, bool)
+    ok[60:-60, 60:-60] = True
+    field = ants_affine_field(moving, fixed, seed=0, work_px=100)  # subsampled by 3
+    assert field is not None
+    assert np.linalg.norm(field - truth, axis=0)[ok].mean() < 0.5
 
 
 def test_fair_start_brings_syn_and_demons_well_below_unregistered(projective_pair):
