@@ -1,6 +1,7 @@
 # pcreg-bench workflow: prepare -> (fit) -> register (sharded) -> evaluate -> tables, figures, audit, manifest.
 # Rules are thin: each calls the package's command line (python -m pcreg ...); logic lives in pcreg/ and baselines/.
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ workflow_start = time.time()
 from pcreg.code_fingerprint import jobs_run_this_checkout  # noqa: E402
 from pcreg.config import validate_config  # noqa: E402
 from pcreg.errors import UserError  # noqa: E402
+from pcreg.methods.pair_cache import ENV as PAIR_CACHE_ENV  # noqa: E402
 
 # Jobs run this checkout's code (the code that common.smk fingerprints), from any working directory.
 jobs_run_this_checkout(workflow.basedir)
@@ -32,6 +34,10 @@ except UserError as exc:
     raise WorkflowError(str(exc)) from None
 config.clear()
 config.update(_validated)
+
+# Per-pair global transforms shared on disk by the rows that compute the same ones (the fair-start rows, the
+# learned rows' pre-alignment and the rows that show it alone; pcreg/methods/pair_cache.py), next to the data.
+os.environ.setdefault(PAIR_CACHE_ENV, str(Path(config["data_dir"], ".cache").resolve()))
 
 
 # The report's landing page: the run's summary (workflow/report/workflow.rst embeds results/summary-report.html).

@@ -309,7 +309,17 @@ def global_field(moving: np.ndarray, fixed: np.ndarray, mode: str, seed: int = 0
     zero = np.zeros((2, *fixed.shape), np.float32)
     if mode == "none":
         return zero, "identity"
+    from pcreg.methods.pair_cache import cached_field, code_version
+
     moving, fixed = np.asarray(moving, np.float32), np.asarray(fixed, np.float32)
+    version = code_version("baselines/_global_init.py", "baselines/syn.py", "baselines/sift.py")
+    # Shared on disk by every row that needs this pair's global start (pcreg/methods/pair_cache.py).
+    return cached_field(f"global-start-{mode}-seed{seed}", version, moving, fixed,
+                        lambda: _global_field(moving, fixed, mode, seed))
+
+
+def _global_field(moving: np.ndarray, fixed: np.ndarray, mode: str, seed: int) -> tuple[np.ndarray, str]:
+    zero = np.zeros((2, *fixed.shape), np.float32)
     candidates = [(score(moving, fixed, zero), "identity", zero)]
     if mode in ("sift", "auto"):
         field = sift_homography(moving, fixed, seed)

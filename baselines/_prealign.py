@@ -12,8 +12,11 @@ method's row ("VoxelMorph + SIFT affine"):
   baselines -- SIFT (:class:`baselines.sift.SIFT`: SIFT + ratio test + RANSAC affine
   or homography, with its sanity checks and identity fallback) or ANTs' affine stage
   (:class:`baselines.syn.SyN` with ``type_of_transform: Affine``: mutual information,
-  multi-resolution) -- and returns it as a dense pull-back field ``a``
-  (docs/CONVENTIONS.md);
+  multi-resolution), or the fair start of SyN and Demons (``global-start``,
+  :func:`baselines._global_init.global_field` with ``init: auto``), which also finds
+  the large projective motion of FIRE's P class -- and returns it as a dense pull-back
+  field ``a`` (docs/CONVENTIONS.md); the ANTs and global-start fields are shared on
+  disk with the rows that compute the same (:mod:`pcreg.methods.pair_cache`);
 - :func:`compose` turns ``a`` and the network's field ``v``, predicted on the
   pre-aligned moving image ``pre(q) = moving(q + a(q))``, into the one total
   pull-back field: ``warped(p) = pre(p + v(p)) = moving(p + v(p) + a(p + v(p)))``,
@@ -34,7 +37,7 @@ if TYPE_CHECKING:  # torch is imported lazily: method modules import this file f
     import torch
 
 #: Pre-alignment choices; "none" keeps the method as published (no pre-alignment).
-PREALIGN_CHOICES = ("none", "sift-affine", "sift-homography", "ants-affine")
+PREALIGN_CHOICES = ("none", "sift-affine", "sift-homography", "ants-affine", "global-start")
 
 #: The two JSON-schema properties VoxelMorph and TransMorph share: ground-truth supervision and pre-alignment.
 PREALIGN_PARAMS: dict = {
@@ -53,7 +56,9 @@ PREALIGN_PARAMS: dict = {
         "enum": list(PREALIGN_CHOICES), "default": "none",
         "description": "Classical pre-alignment composed with the learned field (baselines._prealign; the papers "
         "assume affinely pre-aligned inputs): none, the suite's SIFT fitting an affine transform or a homography, "
-        "or ANTs' affine stage (mutual information).",
+        "ANTs' affine stage (mutual information), or global-start: the fair start of SyN and Demons "
+        "(baselines._global_init, init: auto: SIFT's homography, ANTs' affine from a multi-start search or the "
+        "identity, whichever has the highest overlap-weighted normalised mutual information per pair).",
     },
 }
 
@@ -86,7 +91,8 @@ class PreAligner:
         self.max_cache = int(max_cache)
         self._cache: dict[bytes, np.ndarray] = {}
         self._method = None
-        if mode != "none":
+        self.seed = int(seed)
+        if mode not in ("none", "global-start"):
             from pcreg.methods.registry import build_method
 
             if mode == "ants-affine":  # intensity-based (mutual information), robust where SIFT matches fail
@@ -106,10 +112,23 @@ class PreAligner:
         hit = self._cache.get(key)
         if hit is not None:
             return hit
-        out = np.asarray(self._method.register(moving, fixed).field, np.float32)
+        out = self._compute(np.asarray(moving, np.float32), np.asarray(fixed, np.float32))
         if len(self._cache) < self.max_cache:
             self._cache[key] = out
         return out
+
+    def _compute(self, moving: np.ndarray, fixed: np.ndarray) -> np.ndarray:
+        if self.mode == "global-start":
+            from baselines._global_init import global_field
+
+            return global_field(moving, fixed, "auto", self.seed)[0]
+        if self.mode == "ants-affine":  # the ants_affine row and both learned rows compute this: share it on disk
+            from pcreg.methods.pair_cache import cached_field, code_version
+
+            version = code_version("baselines/_prealign.py", "baselines/syn.py")
+            return cached_field(f"ants-affine-seed{self.seed}", version, moving, fixed,
+                                lambda: (np.asarray(self._method.register(moving, fixed).field, np.float32), ""))[0]
+        return np.asarray(self._method.register(moving, fixed).field, np.float32)
 
     def fields(self, moving: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
         """Pre-alignment fields ``(B, 2, H, W)`` for a batch ``(B, 1, H, W)``, on the batch's device."""
@@ -119,3 +138,21 @@ class PreAligner:
         f = fixed.detach().float().cpu().numpy()[:, 0]
         out = np.stack([self.field(mi, fi) for mi, fi in zip(m, f)])
         return torch.from_numpy(out).to(moving.device)
+
+
+class PreAlignmentRow:
+    """Mixin of the rows that show a pre-alignment alone (``ants_affine``, ``global_start``): register with the
+    same :class:`PreAligner` (mode :attr:`PREALIGN`, the method's seed) as the learned rows, so the two fields are
+    identical pair for pair."""
+
+    PREALIGN = "none"
+
+    def register(self, moving: np.ndarray, fixed: np.ndarray):  # noqa: ANN201 - a pcreg Registration
+        from pcreg.methods.base import Registration
+
+        if getattr(self, "_pre", None) is None:
+            self._pre = PreAligner(self.PREALIGN, seed=self.seed)
+        for what, image in (("moving", moving), ("fixed", fixed)):
+            if float(np.ptp(image)) < 1e-6:
+                return Registration(failed=True, reason=f"{what} image is constant")
+        return Registration(field=self._pre.field(np.asarray(moving, np.float32), np.asarray(fixed, np.float32)))

@@ -11,24 +11,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import numpy as np
+from baselines._prealign import PreAlignmentRow
+from pcreg.methods.base import Method
 
-from pcreg.methods.base import Method, Registration
 
-
-class AntsAffine(Method):
+class AntsAffine(PreAlignmentRow, Method):
     """The learned rows' ANTs affine pre-alignment (mutual information, multi-resolution) on its own."""
 
     name = "ants_affine"
     label = "ANTs affine"
+    PREALIGN = "ants-affine"
     PARAMS_SCHEMA: ClassVar[dict[str, Any]] = {"type": "object", "additionalProperties": False, "properties": {}}
-
-    def register(self, moving: np.ndarray, fixed: np.ndarray) -> Registration:
-        if getattr(self, "_pre", None) is None:
-            from baselines._prealign import PreAligner
-
-            self._pre = PreAligner("ants-affine", seed=self.seed)
-        for what, image in (("moving", moving), ("fixed", fixed)):
-            if float(np.ptp(image)) < 1e-6:
-                return Registration(failed=True, reason=f"{what} image is constant")
-        return Registration(field=self._pre.field(np.asarray(moving, np.float32), np.asarray(fixed, np.float32)))

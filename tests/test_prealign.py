@@ -47,7 +47,7 @@ def test_compose_with_zero_fields():
     torch.testing.assert_close(compose(zero, a), a)
 
 
-@pytest.mark.parametrize("mode", ["sift-affine", "ants-affine"])
+@pytest.mark.parametrize("mode", ["sift-affine", "ants-affine", "global-start"])
 def test_prealignment_recovers_an_affine_transform(mode):
     """The pre-alignment field of an affinely moved textured image is close to the true field."""
     rng = np.random.default_rng(2)
@@ -66,21 +66,26 @@ def test_prealignment_recovers_an_affine_transform(mode):
     assert not PreAligner("none").enabled
 
 
-def test_ants_affine_row_is_the_learned_rows_pre_alignment():
-    """The "ANTs affine" row gives, pair for pair, the field the learned rows compose their network with."""
-    from baselines._prealign import PreAligner
+@pytest.mark.parametrize("run,mode,label", [("ants_affine", "ants-affine", "ANTs affine"),
+                                             ("global_start", "global-start", "Global start")])
+def test_pre_alignment_rows_are_the_learned_rows_pre_alignment(run, mode, label):
+    """Each pre-alignment row gives, pair for pair, the field a learned row with that ``prealign`` composes with;
+    the global start is the fair start of SyN and Demons (init: auto)."""
+    from baselines._global_init import global_field
     from pcreg.methods.registry import build_method
 
     rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:48, 0:48].astype(np.float32)
-    fixed = (0.5 + 0.3 * np.sin(xx / 5.0) * np.cos(yy / 7.0) + 0.02 * rng.random((48, 48))).astype(np.float32)
+    fixed = smooth_image(rng, (64, 64), sigma=2.0)
     moving = np.roll(fixed, (2, -3), axis=(0, 1))
-    row = build_method("ants_affine", {}, seed=0)
-    assert row.label == "ANTs affine"
+    row = build_method(run, {}, seed=0)
+    assert row.label.startswith(label)
     field = row.register(moving, fixed).field
-    np.testing.assert_array_equal(field, PreAligner("ants-affine", seed=0).field(moving, fixed))
+    np.testing.assert_array_equal(field, PreAligner(mode, seed=0).field(moving, fixed))
+    if mode == "global-start":
+        np.testing.assert_array_equal(field, global_field(moving, fixed, "auto", 0)[0])
     # moving(p) = fixed(p - (2, -3)), so the pull-back field is about (2, -3) inside the image
     assert abs(np.median(field[0][8:-8, 8:-8]) - 2.0) < 0.5 and abs(np.median(field[1][8:-8, 8:-8]) + 3.0) < 0.5
+    assert row.register(np.zeros_like(fixed), fixed).failed
 
 
 def test_supervision_term_is_the_suites_epe_over_the_recoverable_pixels():

@@ -19,6 +19,7 @@ KNOWN_COLORS: dict[str, str] = {
     "syn": "#2ca02c",
     "elastix": "#bcbd22",
     "ants_affine": "#98df8a",
+    "global_start": "#c5b0d5",
     "ground_truth": "#393b79",
     "voxelmorph": "#9467bd",
     "transmorph": "#ff7f0e",

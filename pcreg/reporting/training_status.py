@@ -113,7 +113,7 @@ def training_notes(runs: Sequence[Any]) -> list[str]:
 
 
 #: Pre-alignment param value -> the method id of the row that shows the pre-alignment alone.
-PREALIGN_ROWS = {"ants-affine": "ants_affine"}
+PREALIGN_ROWS = {"ants-affine": "ants_affine", "global-start": "global_start"}
 
 
 def prealign_notes(runs: Sequence[Any]) -> list[str]:
