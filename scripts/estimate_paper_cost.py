@@ -4,8 +4,9 @@
 Measured here, cheaply, each in a fresh forked process (CPU time of the process, so that other users of a
 shared machine do not count; peak resident memory of that process):
 
-- classical methods (paper.yaml params, 1 thread): CPU seconds per pair at 256 px (FIRE-Reg-256, OR-PAM) and at
-  whole FIRE's working size (768 px), on ``scripts/bench_classical.py``'s retina pairs;
+- classical runs (every non-learned run of paper.yaml with its own params, 1 thread): CPU seconds per pair at
+  256 px (FIRE-Reg-256, OR-PAM) and at whole FIRE's working size (768 px), on ``scripts/bench_classical.py``'s
+  retina pairs;
 - learned methods (paper.yaml params, 256 px, float32, 2 threads): CPU seconds per training step at paper.yaml's
   batch size and per inference pair, and the FLOPs of both (``torch.utils.flop_counter``).
 
@@ -44,7 +45,7 @@ DATASETS = {
     "or-pam-reg-4k": (256, (3396, 420, 432)),
     "or-pam-reg-temporal-26k": (256, (21240, 2596, 2714)),
 }
-CLASSICAL = ("identity", "sift", "demons", "horn_schunck", "syn")
+LEARNED = ("pcreg_net", "voxelmorph", "transmorph")
 FIRE_ARCHIVE_GB = 0.277
 
 
@@ -53,15 +54,15 @@ def _maxrss_mb() -> float:
 
 
 def _classical(args: tuple[str, int, int]) -> dict:
-    """CPU s per pair of a classical method at ``size`` (median over ``pairs`` after a warm-up)."""
+    """CPU s per pair of a classical run of paper.yaml at ``size`` (median over ``pairs`` after a warm-up)."""
     from bench_classical import make_pairs
 
     from pcreg.config import load_config
     from pcreg.methods.registry import build_method, run_method
 
-    name, size, pairs = args
-    params = load_config(ROOT / "config" / "paper.yaml")["methods"][name].get("params", {})
-    method = build_method(name, params, seed=0, threads=1)
+    run, size, pairs = args
+    spec = load_config(ROOT / "config" / "paper.yaml")["methods"][run]
+    method = build_method(spec["method"], spec.get("params", {}), seed=0, threads=1)
     data = make_pairs(size, pairs + 1)
     run_method(method, *data[0][:2])
     times = []
@@ -137,12 +138,14 @@ def main(argv: list[str] | None = None) -> int:
     from pcreg.config import load_config
 
     cfg = load_config(ROOT / "config" / "paper.yaml")
-    classical = {(m, s): _in_child(_classical, (m, s, args.pairs)) for m in CLASSICAL for s in (256, 768)}
-    learned_ids = sorted({spec["method"] for spec in cfg["methods"].values()
-                          if spec["method"] in ("pcreg_net", "voxelmorph", "transmorph")})
+    # Each classical run at the working sizes of the datasets it runs on (whole FIRE: 768 px, the others 256 px).
+    sizes = {run: sorted({DATASETS[d][0] for d in DATASETS if not spec.get("datasets") or d in spec["datasets"]})
+             for run, spec in cfg["methods"].items() if spec["method"] not in LEARNED}
+    classical = {(m, s): _in_child(_classical, (m, s, args.pairs)) for m, ss in sizes.items() for s in ss}
+    learned_ids = sorted({spec["method"] for spec in cfg["methods"].values() if spec["method"] in LEARNED})
     learned = {m: _in_child(_learned, (m, 256)) for m in learned_ids}
     for (m, s), r in classical.items():
-        print(f"measured {m:12s} {s:4d} px: {r['cpu_s_per_pair']:.3f} CPU s/pair, peak RSS {r['peak_rss_mb']:.0f} MB")
+        print(f"measured {m:16s} {s:4d} px: {r['cpu_s_per_pair']:.3f} CPU s/pair, peak RSS {r['peak_rss_mb']:.0f} MB")
     for m, r in learned.items():
         print(f"measured {m:12s} 256 px: {r['cpu_s_per_step']:.2f} CPU s/step (batch {r['batch']}), "
               f"{r['train_gflop_per_pair']:.1f} GFLOP/training pair, {r['cpu_s_per_pair']:.3f} CPU s and "
@@ -169,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                            gpu_register_h=n_test * r["infer_gflop_per_pair"] * 1e9 / gpu_flops / 3600,
                            peak_rss_mb=r["peak_rss_mb"])
             else:
-                r = classical[(method, 256 if size == 256 else 768)]
+                r = classical[(run, size)]
                 core_h = n_test * r["cpu_s_per_pair"] / 3600
                 row.update(train_steps=0, cpu_fit_h=0.0, gpu_fit_h=0.0, cpu_register_core_h=core_h,
                            gpu_register_h=float("nan"), peak_rss_mb=r["peak_rss_mb"])
