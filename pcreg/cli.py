@@ -28,6 +28,7 @@ def _json(path: str) -> Any:
 
 def cmd_validate_config(args: argparse.Namespace) -> None:
     import yaml
+    from snakemake.utils import update_config
 
     from pcreg.config import validate_config
 
@@ -35,7 +36,7 @@ def cmd_validate_config(args: argparse.Namespace) -> None:
     for path in args.configfile:
         if not Path(path).is_file():
             raise UserError(f"config file not found: {path}")
-        merged.update(yaml.safe_load(Path(path).read_text()) or {})
+        update_config(merged, yaml.safe_load(Path(path).read_text()) or {})  # key by key, as Snakemake merges
     config = validate_config(merged)
     if config["device"] == "cuda" and not args.no_device_check:
         import torch

@@ -157,3 +157,18 @@ def test_default_config_reports_fair_starts_pre_alignment_and_seeded_ablations()
         assert "GT-field sup." not in spec["label"], run_id  # computed from what training did, never typed
         if spec["group"] == "ablation" and not spec.get("seed_of"):
             assert spec["seeds"] >= 3, run_id
+
+
+def test_validate_config_merges_config_files_key_by_key_as_snakemake_does(tmp_path):
+    """An overlay that sets one param of a dataset (config/rehearsal.yaml over paper.yaml) is valid: the files are
+    merged recursively, not replaced key by key at the top level."""
+    from pcreg.cli import main
+
+    assert main(["validate-config", "--no-device-check", str(ROOT / "config" / "paper.yaml"),
+                 str(ROOT / "config" / "rehearsal.yaml")]) in (0, None)
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("datasets:\n  synthetic-fundus:\n    params: {image_size: 64}\n")
+    assert main(["validate-config", str(ROOT / "config" / "smoke.yaml"), str(overlay)]) in (0, None)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("datasets:\n  synthetic-fundus:\n    params: {image_size: -1}\n")
+    assert main(["validate-config", str(ROOT / "config" / "smoke.yaml"), str(bad)]) == 2
