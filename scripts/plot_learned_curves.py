@@ -6,7 +6,8 @@ Usage: ``python scripts/plot_learned_curves.py [--runs docs/figures/learned_runs
 Reads each kept run's harness log ``<runs>/<workdir>/train_log.csv`` (written by
 ``scripts/learned_experiment.py``) and plots the validation EPE (the harness's 8 val pairs) per optimizer step,
 one panel per dataset and method. The dashed line is the pre-alignment alone on the same pairs: the step-0
-value of the run whose flow layer starts at N(0, 1e-5) (its field is the pre-alignment's to < 0.01 px).
+value of the run whose flow layer starts at N(0, 1e-5) (its field is the pre-alignment's to < 0.01 px); in the
+global-start panel, one line per run: its step-0 value (the untrained network on top of the global start).
 """
 
 from __future__ import annotations
@@ -35,7 +36,11 @@ RUNS = [
     ("synthetic-fundus", "vxm_fundus_e6", "VoxelMorph sup 1.0 capped at 3 px"),
     ("synthetic-fundus", "vxm_fundus_e9", "VoxelMorph new default, 1440 steps"),
     ("synthetic-fundus", "tm_fundus_t2", "TransMorph lr 1e-3, init 1e-2, sup 0.1"),
+    ("VoxelMorph + global start", "vxm_orpam_gs", "synthetic-orpam (default)"),
+    ("VoxelMorph + global start", "vxm_fundus_gs", "synthetic-fundus (default)"),
 ]
+#: Panels whose runs are pre-aligned by the global start (one dashed line per run: each dataset has its own).
+GLOBAL_START_PANELS = {"VoxelMorph + global start"}
 
 
 def main() -> None:
@@ -53,9 +58,14 @@ def main() -> None:
                 continue
             log = pd.read_csv(log_path)
             ref = float(log["val_epe"].iloc[0]) if ref is None else ref
-            ax.plot(log["steps"], log["val_epe"], marker="o", ms=2, lw=1, label=label)
+            line = ax.plot(log["steps"], log["val_epe"], marker="o", ms=2, lw=1, label=label)[0]
             top = max(top, float(log["val_epe"].max()))
-        if ref is not None:
+            if panel in GLOBAL_START_PANELS:  # its own start line: step 0, the untrained network on the global start
+                ax.axhline(float(log["val_epe"].iloc[0]), ls="--", lw=1, color=line.get_color())
+        if panel in GLOBAL_START_PANELS:
+            ax.annotate("dashed: step 0 (untrained network on the global start)", (0.02, 0.02),
+                        xycoords="axes fraction", fontsize=7, color="grey")
+        elif ref is not None:
             ax.axhline(ref, ls="--", lw=1, color="grey")
             ax.annotate("ANTs affine alone", (0.02, ref), xycoords=("axes fraction", "data"), fontsize=7,
                         va="bottom", color="grey")
