@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # CI: run the smoke workflow through profiles/slurm on a throw-away local Slurm (scripts/slurm_local.sh) and check
-#   1. it completes and every pairs.csv equals the local run's (runtimes aside); prints jobs submitted and wall time;
+#   1. part of it (one dataset, six runs) completes and every pairs.csv equals the local run's (runtimes aside);
+#      prints jobs submitted and wall time;
 #   2. a job failing on Slurm (over its memory limit) is reported with its Slurm state and log, the other jobs
 #      finish (keep-going), and a rerun with enough memory completes the workflow.
 #   scripts/ci_slurm_smoke.sh /tmp/pcreg-ci-run1     # working directory of a local smoke run (its results/)
@@ -27,16 +28,27 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"   # jobs run in $work: they 
 slurm_snakemake() { env -u USER snakemake --profile profiles/slurm "$@"; }
 submitted() { grep -c "has been submitted with SLURM jobid" "$1" || true; }
 
-echo "== smoke workflow through profiles/slurm"
+echo "== part of the smoke workflow through profiles/slurm (synthetic-orpam: reference, classical and learned runs)"
+# Part of it, not all: the plugin checks job states every 40 s or more (hard-coded in 1.4.0), so the 168 jobs of
+# the whole smoke config took 1,256 s on 2 cores against 368 s locally. This part still has every kind of step
+# (prepare, fit, register and register_learned, audit and audit_learned, evaluate, the dataset's tables and
+# figures, the summary and the manifest).
+python - config/smoke.yaml "$work/part.yaml" <<'PY'
+import sys, yaml
+cfg = yaml.safe_load(open(sys.argv[1]))
+cfg["datasets"] = {"synthetic-orpam": cfg["datasets"]["synthetic-orpam"]}
+cfg["methods"] = {m: cfg["methods"][m] for m in ("identity", "ground_truth", "sift", "syn", "voxelmorph", "pcreg_net")}
+yaml.safe_dump(cfg, open(sys.argv[2], "w"), sort_keys=False)
+PY
 start=$(date +%s)
-if ! slurm_snakemake all --configfile config/smoke.yaml --directory "$work/smoke" > "$work/smoke.log" 2>&1; then
+if ! slurm_snakemake all --configfile "$work/part.yaml" --directory "$work/smoke" > "$work/smoke.log" 2>&1; then
   tail -n 80 "$work/smoke.log"
   echo "FAILED: the smoke workflow through the Slurm profile (log above)"
   exit 1
 fi
-echo "smoke workflow on Slurm: $(submitted "$work/smoke.log") jobs submitted to Slurm," \
+echo "smoke workflow (part) on Slurm: $(submitted "$work/smoke.log") jobs submitted to Slurm," \
   "$(sacct -X -n -a -S 2020-01-01 -o JobID | wc -l) in Slurm's accounting, took $(( $(date +%s) - start )) s"
-python scripts/compare_pairs.py "$ref" "$work/smoke"
+python scripts/compare_pairs.py --subset "$ref" "$work/smoke"
 
 echo "== a job failing on Slurm (sift's register jobs get 100 MB), keep-going, rerun"
 # A subset: synthetic-orpam with identity and sift; sift's shards exceed their memory and are killed by Slurm.

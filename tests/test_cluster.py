@@ -67,6 +67,8 @@ def test_compare_pairs_ignores_runtimes_only(tmp_path):
     _write(a, "results/d/sift/pairs.csv", df)
     assert compare(a, b) == [f"only in {a}: results/d/sift/pairs.csv"]
     assert compare(tmp_path / "x", tmp_path / "y")  # nothing to compare is not a pass
+    assert compare(a, b, subset=True) == []  # b ran part of a's config: a's extra file is fine
+    assert compare(b, a, subset=True) == [f"only in {a}: results/d/sift/pairs.csv"]  # not the other way round
 
 
 def test_slurm_failure_lines_give_slurm_reason_and_log(tmp_path):
