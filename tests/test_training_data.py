@@ -87,3 +87,20 @@ def test_augmentation_is_deterministic_per_item_and_epoch(tmp_path):
         np.testing.assert_array_equal(x, y)
     changed = [not np.array_equal(data[i][0].numpy()[0], split.moving[i]) for i in range(len(split))]
     assert any(changed)
+
+
+def test_a_learned_baseline_trains_on_fresh_pairs_with_the_global_start_shared_on_disk(tmp_path, monkeypatch):
+    """fresh_pairs: true for VoxelMorph: each epoch's new pairs are pre-aligned (global start), and their fields are
+    written to the disk cache that the rows showing the pre-alignment read."""
+    from pcreg.methods.pair_cache import ENV
+    from pcreg.methods.registry import build_method
+
+    monkeypatch.setenv(ENV, str(tmp_path / "cache"))
+    split = _prepared(tmp_path)
+    params = {"epochs": 2, "batch_size": 3, "progress": False, "prealign": "global-start", "fresh_pairs": True,
+              "patience": 0}
+    method = build_method("voxelmorph", params, seed=0, threads=1, device="cpu")
+    method.fit(split, None, tmp_path / "work")
+    stored = list((tmp_path / "cache").rglob("*.npz"))
+    assert len(stored) >= 2 * len(split)  # two epochs of new pairs, none of them the prepared ones
+    assert len(method._prealigner()._cache) >= 2 * len(split)  # noqa: SLF001 - what training pre-aligned
