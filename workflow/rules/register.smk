@@ -26,6 +26,9 @@ rule fit:
     conda:
         "../../environment.yml"
     threads: THREADS["fit"]
+    # Training runs are the longest jobs: started first, they do not leave one core busy alone at the end while
+    # the short classical jobs fill the other core around them.
+    priority: 10
     resources:
         mem_mb=job_resource("fit", "mem_mb"),
         runtime=job_resource("fit", "runtime"),
