@@ -159,6 +159,19 @@ def test_default_config_reports_fair_starts_pre_alignment_and_seeded_ablations()
             assert spec["seeds"] >= 3, run_id
 
 
+def test_default_config_trains_every_learned_row_on_the_same_pairs():
+    """Issue 22: PCReg-Net must not train on fresh pairs while the learned baselines see the 48 prepared ones (or the
+    other way round): every trainable row of the default config takes the same fresh_pairs setting."""
+    from pcreg.config import load_config
+    from pcreg.methods.registry import get_method_class
+    from pcreg.schema import validate_params
+
+    cfg = load_config("config/config.yaml")["methods"]
+    fresh = {run_id: validate_params(get_method_class(spec["method"]), spec.get("params", {}), run_id)["fresh_pairs"]
+             for run_id, spec in cfg.items() if get_method_class(spec["method"]).is_trainable()}
+    assert len(fresh) >= 3 and len(set(fresh.values())) == 1, fresh
+
+
 def test_validate_config_merges_config_files_key_by_key_as_snakemake_does(tmp_path):
     """An overlay that sets one param of a dataset (config/rehearsal.yaml over paper.yaml) is valid: the files are
     merged recursively, not replaced key by key at the top level."""

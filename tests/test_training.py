@@ -130,6 +130,21 @@ def test_resumed_training_matches_uninterrupted(dataset, tmp_path):
         assert torch.equal(resumed_model.state_dict()[key], value), key  # bitwise on CPU
 
 
+def test_the_progress_bar_does_not_change_what_is_trained(dataset, tmp_path):
+    """``progress`` is cosmetic (left out of the fingerprint): with and without the bar, the same pairs in the same
+    order, the same weights. Wrapping the DataLoader in tqdm.auto drew its iterator twice and reshuffled."""
+    train_split, val_split = dataset.split("train"), dataset.split("val")
+    models = {}
+    runs = {}
+    for progress in (False, True):
+        models[progress] = _model()
+        runs[progress] = train(models[progress], _loss_fn, train_split, val_split, tmp_path / str(progress),
+                               _config(epochs=2, progress=progress))
+    assert [r["train_loss"] for r in runs[True].history] == [r["train_loss"] for r in runs[False].history]
+    for key, value in models[False].state_dict().items():
+        assert torch.equal(models[True].state_dict()[key], value), key
+
+
 def test_with_training_params_merges_and_overrides():
     schema = with_training_params({"width": {"type": "integer", "default": 4, "description": "w"}}, lr=1e-4)
     assert schema["additionalProperties"] is False

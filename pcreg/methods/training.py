@@ -666,8 +666,8 @@ def train(
         loader = _epoch_loader(train_ds, config, epoch, shuffle=True, pin=device.type == "cuda")
         total, count = 0.0, 0
         lr = optimizer.param_groups[0]["lr"]
-        bar = _progress(loader, f"epoch {epoch}/{config.epochs}", config.progress)
-        for batch in bar:
+        bar = _progress(len(loader), f"epoch {epoch}/{config.epochs}", config.progress)
+        for batch in loader:
             moving, fixed, gt = unpack_batch(batch)
             moving, fixed = _to(moving, device, config), _to(fixed, device, config)
             gt = None if gt is None else gt.to(device)
@@ -685,10 +685,13 @@ def train(
             steps += 1
             total += float(loss.detach()) * len(moving)
             count += len(moving)
-            if hasattr(bar, "set_postfix"):
+            if bar is not None:
+                bar.update()
                 bar.set_postfix(loss=f"{total / count:.4f}")
             if config.max_steps and steps >= config.max_steps:
                 break  # the budget may end mid-epoch: validate and stop
+        if bar is not None:
+            bar.close()
         scheduler.step()
 
         row: dict[str, Any] = {"epoch": epoch, "steps": steps, "train_loss": total / count, "lr": lr}
@@ -761,9 +764,14 @@ def train(
 _COSMETIC = {"progress", "num_workers", "threads", "device"}
 
 
-def _progress(iterable: Any, desc: str, enabled: bool) -> Any:
+def _progress(total: int, desc: str, enabled: bool) -> Any:
+    """A progress bar of ``total`` steps, updated by hand, or None.
+
+    Never wrap the DataLoader itself: ``tqdm.auto`` (``tqdm_asyncio``) calls ``iter()`` on its iterable when it is
+    created and again when iterated, and each DataLoader iterator draws from the epoch's generator, so the bar
+    would change the order of the training pairs (a run with ``progress: false`` trained differently)."""
     if not enabled:
-        return iterable
+        return None
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, desc=desc, leave=False, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
