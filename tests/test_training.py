@@ -272,6 +272,38 @@ def test_checkpoint_from_other_params_is_moved_aside_and_retrained(dataset, tmp_
     assert torch.equal(torch.load(first_set / LAST, weights_only=True)["model"][key], first["model"][key])
 
 
+def test_a_checkpoint_of_other_training_code_is_not_resumed(dataset, tmp_path, capsys, monkeypatch):
+    """The fit job reruns when its code changes (the rule's ``code`` parameter); the harness must then train
+    again, not find the old checkpoint "already trained" and hand back weights of the old code."""
+    import pcreg.methods.fingerprint as fp
+
+    params = {"epochs": 1, "batch_size": 4, "base_width": 4, "progress": False}
+    split_train, split_val = dataset.split("train"), dataset.split("val")
+    build_method("pcreg_net", params, seed=1, threads=1, device="cpu").fit(split_train, split_val, tmp_path)
+    capsys.readouterr()
+    build_method("pcreg_net", params, seed=1, threads=1, device="cpu").fit(split_train, split_val, tmp_path)
+    assert "already trained" in capsys.readouterr().err  # same code: reused
+    real = fp.method_code
+    monkeypatch.setattr(fp, "method_code", lambda cls: real(cls) + "-edited")
+    build_method("pcreg_net", params, seed=1, threads=1, device="cpu").fit(split_train, split_val, tmp_path)
+    err = capsys.readouterr().err
+    assert "training starts over" in err and "already trained" not in err
+    assert len(list((tmp_path / "stale").iterdir())) == 1
+
+
+def test_the_training_fingerprint_follows_the_methods_code(tmp_path):
+    """method_code is the workflow's fit `code` parameter: the harness, the method's module, library versions."""
+    from pcreg.code_fingerprint import code_fingerprint, module_sources
+    from pcreg.methods.fingerprint import method_code
+    from pcreg.methods.registry import get_method_class
+
+    cls = get_method_class("pcreg_net")
+    import inspect
+
+    assert method_code(cls) == code_fingerprint("method", module_sources(inspect.getsourcefile(cls)))
+    assert method_code(cls) != method_code(get_method_class("voxelmorph"))
+
+
 class _TouchesAFile:
     """A pickle payload that would create a file when unpickled (what a crafted checkpoint can do)."""
 

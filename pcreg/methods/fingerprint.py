@@ -51,8 +51,20 @@ def split_fingerprint(split: Any) -> str:
     return h.hexdigest()
 
 
-def training_fingerprint(params: dict[str, Any], seed: int, train: Any, val: Any) -> str:
-    """Digest of the parameters that shape training (cosmetic ones left out), the seed and both splits' data."""
+def training_fingerprint(params: dict[str, Any], seed: int, train: Any, val: Any, code: str = "") -> str:
+    """Digest of the parameters that shape training (cosmetic ones left out), the seed, both splits' data and
+    ``code``, the fingerprint of the code that trains (:func:`method_code`): a checkpoint written by other
+    training code is not resumed, as a rerun of the fit job after a code change must not reuse it."""
     used = {k: v for k, v in params.items() if k not in COSMETIC_PARAMS}
     data = [split_fingerprint(s) if s is not None and len(s) else None for s in (train, val)]
-    return digest({"params": used, "seed": seed, "data": data})
+    return digest({"params": used, "seed": seed, "data": data, **({"code": code} if code else {})})
+
+
+def method_code(method_class: type) -> str:
+    """The code fingerprint of a method's fit and register steps: the harness, the method's own module and the key
+    libraries' versions (the workflow's ``code`` parameter of rule ``fit``, pcreg/code_fingerprint.py)."""
+    import inspect
+
+    from pcreg.code_fingerprint import code_fingerprint, module_sources
+
+    return code_fingerprint("method", module_sources(inspect.getsourcefile(method_class)))

@@ -181,11 +181,11 @@ class LearnedMethod(Method):
 
         Afterwards the method holds the best-validation weights (``best.pt``) and
         ``self.train_summary`` says how training went (for ``model.json``).
-        A checkpoint from other params or data is not resumed (see :mod:`pcreg.methods.fingerprint`).
+        A checkpoint from other params, data or training code is not resumed (:mod:`pcreg.methods.fingerprint`).
         """
         import torch
 
-        from pcreg.methods.fingerprint import training_fingerprint
+        from pcreg.methods.fingerprint import method_code, training_fingerprint
         from pcreg.methods.training import train as run_training
 
         torch.set_num_threads(max(self.threads, 1))
@@ -198,7 +198,8 @@ class LearnedMethod(Method):
             config.selection = "loss"
         result = run_training(
             model, self.training_loss, self.training_data(train), val, Path(workdir), config,
-            predict_fn=self.predict, fingerprint=training_fingerprint(self.params, self.seed, train, val),
+            predict_fn=self.predict, fingerprint=training_fingerprint(self.params, self.seed, train, val,
+                                                                      method_code(type(self))),
         )
         self.train_summary = {**result.summary(), "gt_field_supervision": supervised}
         self.load(result.workdir)
