@@ -143,6 +143,15 @@ def module_sources(source_file: str | Path, root: Path = ROOT) -> list[Path]:
     return sorted(path.parent.glob("*.py"))
 
 
+def method_code(method_class: type, stage: str = "method") -> str:
+    """The code fingerprint of the steps that run a method (``stage`` "method": fit and register; "audit"): the
+    stage's code, the method's own module (:func:`module_sources`) and the key libraries' versions. The workflow's
+    ``code`` parameter of those rules, and part of a training checkpoint's fingerprint."""
+    import inspect
+
+    return code_fingerprint(stage, module_sources(inspect.getsourcefile(method_class)))
+
+
 def jobs_run_this_checkout(root: str | Path = ROOT) -> None:
     """Put ``root`` first on ``PYTHONPATH`` of this process, so the jobs it starts import this checkout's code.
 

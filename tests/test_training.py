@@ -291,15 +291,15 @@ def test_a_checkpoint_of_other_training_code_is_not_resumed(dataset, tmp_path, c
     assert len(list((tmp_path / "stale").iterdir())) == 1
 
 
-def test_the_training_fingerprint_follows_the_methods_code(tmp_path):
+def test_the_training_fingerprint_follows_the_methods_code():
     """method_code is the workflow's fit `code` parameter: the harness, the method's module, library versions."""
+    import inspect
+
     from pcreg.code_fingerprint import code_fingerprint, module_sources
     from pcreg.methods.fingerprint import method_code
     from pcreg.methods.registry import get_method_class
 
     cls = get_method_class("pcreg_net")
-    import inspect
-
     assert method_code(cls) == code_fingerprint("method", module_sources(inspect.getsourcefile(cls)))
     assert method_code(cls) != method_code(get_method_class("voxelmorph"))
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from pcreg.code_fingerprint import method_code  # noqa: F401 - the training fingerprint's code part
+
 #: Params that change how a run is shown or executed, not what it learns.
 COSMETIC_PARAMS = frozenset({"progress", "num_workers", "inference_batch_size"})
 _CHUNK = 1 << 22
@@ -59,12 +61,3 @@ def training_fingerprint(params: dict[str, Any], seed: int, train: Any, val: Any
     data = [split_fingerprint(s) if s is not None and len(s) else None for s in (train, val)]
     return digest({"params": used, "seed": seed, "data": data, **({"code": code} if code else {})})
 
-
-def method_code(method_class: type) -> str:
-    """The code fingerprint of a method's fit and register steps: the harness, the method's own module and the key
-    libraries' versions (the workflow's ``code`` parameter of rule ``fit``, pcreg/code_fingerprint.py)."""
-    import inspect
-
-    from pcreg.code_fingerprint import code_fingerprint, module_sources
-
-    return code_fingerprint("method", module_sources(inspect.getsourcefile(method_class)))

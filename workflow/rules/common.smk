@@ -2,11 +2,10 @@
 # Every path a rule writes derives from config results_dir (RES) or data_dir (DATA), through the helpers of
 # pcreg/reporting/outputs.py; every value a shell command gets is quoted ({params.x:q}, {input:q}, {log:q}), so a
 # path with spaces, quotes, $(...), ; or & is passed as it is and never run.
-import inspect
 import os
 import re
 
-from pcreg.code_fingerprint import code_fingerprint, module_sources
+from pcreg.code_fingerprint import code_fingerprint, method_code
 from pcreg.datasets import get_dataset_type
 from pcreg.datasets.source_files import fingerprint, folder_files, source_files
 from pcreg.methods.registry import get_method_class
@@ -194,8 +193,7 @@ _CODE = {stage: code_fingerprint(stage) for stage in ("prepare", "evaluate", "re
 
 
 def _method_code(method):
-    files = module_sources(inspect.getsourcefile(get_method_class(method)))
-    return {stage: code_fingerprint(stage, files) for stage in ("method", "audit")}
+    return {stage: method_code(get_method_class(method), stage) for stage in ("method", "audit")}
 
 
 _BY_METHOD = {m: _method_code(m) for m in {spec["method"] for spec in config["methods"].values()}}
